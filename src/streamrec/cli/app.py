@@ -1,0 +1,63 @@
+"""The `streamrec` command: one verb per stage. Each verb lives in its own module and prints what it did."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from streamrec.cli import data_cmds, ingest_cmds
+from streamrec.cli.ui import console
+from streamrec.errors import StreamrecError
+from streamrec.logs import configure_logging
+from streamrec.settings import load_settings
+
+app = typer.Typer(
+    name="streamrec",
+    help="A recommendation system for a video-streaming service, from raw events to live recommendations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_cmds.app, name="data")
+ingest_cmds.register(app)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Optional[Path] = typer.Option(None, "--config", help="settings file (default ./streamrec.toml)"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="[profile.NAME] table of the settings file"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="where stores, models and reports live"),
+    log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info, warning or error"),
+) -> None:
+    """Global options, read before any verb runs."""
+    overrides: dict = {"data_dir": data_dir}
+    if log_level:
+        overrides["logging"] = {"level": log_level}
+    settings = load_settings(config, profile, **overrides)
+    configure_logging(settings.logging.level, settings.logging.json_logs)
+    ctx.obj = settings
+
+
+def main() -> None:
+    """Entry point: domain errors become one clear line and exit code 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except StreamrecError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
