@@ -1,0 +1,178 @@
+"""Batch ingestion: one file → validated, deduplicated events stored exactly once, as one atomic batch.
+
+The flow for a file: checksum → skip if the manifest has it → stage (events.staging) → type and check every
+row with the shared SQL rules (events.rules) → quarantine the failures with file, row, field and reason →
+drop event_ids seen before (in the file or the store) → one transaction writes events, quarantine rows and
+the manifest entry together. A kill at any moment leaves the store as before or after the whole batch, and
+re-running the same file afterwards is a no-op or completes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from streamrec.errors import DataError, NotFound
+from streamrec.events.report import BatchReport
+from streamrec.events.rules import RAW, TYPED, build_rules, detail_sql, reason_index_sql, typed_columns
+from streamrec.events.schema import EVENT_COLUMN_NAMES
+from streamrec.events.staging import Staged, detect_format, stage_file
+from streamrec.logs import get_logger
+from streamrec.settings import IngestConfig
+
+log = get_logger(__name__)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _nonempty(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchall()[0][0]
+
+
+def ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path | str,
+    config: IngestConfig,
+    fmt: str | None = None,
+    quality=None,
+) -> BatchReport:
+    """Ingest one file into the store behind `con` (tables from storage.events.duckdb).
+
+    Args:
+        con: connection to the event store database.
+        path: a CSV, Parquet or JSONL file of canonical events.
+        config: validation rules and policies.
+        fmt: csv / parquet / jsonl; guessed from the name when None.
+        quality: optional callable (con, relation) -> dict, a data-quality summary of the stored batch.
+    Returns:
+        The batch's counts. read == stored + duplicates + quarantined.
+    Raises:
+        NotFound: no such file. DataError: the file as a whole is unusable (nothing is stored).
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound("file", str(path))
+    size_mb = path.stat().st_size / 2**20
+    if size_mb > config.max_file_mb:
+        raise DataError(str(path), f"is {size_mb:,.0f} MiB, over the limit of {config.max_file_mb:,} MiB "
+                                   "(split it, or raise ingest.max_file_mb)")
+    sha = file_sha256(path)
+    report = BatchReport(source=str(path), sha256=sha)
+    done = con.execute("SELECT batch_id FROM batches WHERE sha256 = ?", [sha]).fetchall()
+    if done:
+        report.batch_id, report.skipped = done[0][0], True
+        report.seconds = time.perf_counter() - started
+        log.info("ingest.skipped", file=str(path), batch_id=report.batch_id, reason="already ingested")
+        return report
+
+    staged = stage_file(con, path, fmt or detect_format(path), config.csv_delimiter)
+    report.ignored_columns = staged.ignored_columns
+    try:
+        _check(con, staged, config)
+        _write_batch(con, staged, report, quality)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {staged.table}; DROP TABLE IF EXISTS {staged.rejected}; "
+                    "DROP TABLE IF EXISTS checked_b; DROP TABLE IF EXISTS rules_b")
+    report.seconds = time.perf_counter() - started
+    log.info("ingest.batch", file=str(path), batch_id=report.batch_id, read=report.read, stored=report.stored,
+             duplicates=report.duplicates, quarantined=report.quarantined, seconds=round(report.seconds, 3))
+    return report
+
+
+def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig) -> None:
+    """Create `checked_b`: typed columns, the index of the first failing rule (__reason), and the position."""
+    check_titles = config.unknown_titles == "quarantine" and _nonempty(con, "titles")
+    check_users = config.unknown_users == "quarantine" and _nonempty(con, "users")
+    rules = build_rules(config, staged.staged_types, check_titles, check_users)
+    known = []
+    if check_titles:
+        known.append(f'"{TYPED}item_id" IN (SELECT item_id FROM titles) AS known_title')
+    if check_users:
+        known.append(f'"{TYPED}user_id" IN (SELECT user_id FROM users) AS known_user')
+    raw_cols = ", ".join(f'"{RAW}{c}"' for c in staged.staged_types)
+    typed = ", ".join(typed_columns(staged.staged_types))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE rules_b AS SELECT * FROM (VALUES "
+        + ", ".join(f"({i}, '{r.code}', '{r.field}')" for i, r in enumerate(rules))
+        + ") AS t(idx, code, field)"
+    )
+    inner = f"SELECT {raw_cols}, {staged.idx_sql} AS __idx, {typed} FROM {staged.table}"
+    if known:
+        inner = f"SELECT *, {', '.join(known)} FROM ({inner})"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT *, {reason_index_sql(rules)} AS __reason FROM ({inner})"
+    )
+    # Failing rows: reason code, field, human detail, and the raw values, for the quarantine table.
+    bad = con.sql(
+        f"SELECT c.__idx, r.code, r.field, {detail_sql(rules, 'c.__reason')} AS detail, "
+        f"left(to_json(struct_pack({', '.join(f'{c} := c.{RAW}{c}' for c in staged.staged_types)}))::VARCHAR, 2000) AS raw "
+        f"FROM checked_b c JOIN rules_b r ON r.idx = c.__reason"
+    ).to_arrow_table()
+    if bad.num_rows:
+        rows = staged.rows(bad.column("__idx").to_numpy())
+        bad = bad.set_column(0, "__row", pa.array(rows, pa.int64()))
+        con.register("bad_b", bad)
+        con.execute(f"INSERT INTO {staged.rejected} SELECT __row, field, code, detail, raw FROM bad_b")
+        con.unregister("bad_b")
+
+
+def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, report: BatchReport, quality) -> None:
+    """One transaction: new events, quarantine rows, manifest entry. Nothing is visible until COMMIT."""
+    cols = ", ".join(f'"{c}"' for c in EVENT_COLUMN_NAMES)
+    typed = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
+    # Valid rows, first occurrence of each event_id in the file, not already stored.
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW new_b AS SELECT {typed} FROM checked_b c "
+        f"WHERE __reason IS NULL "
+        f"QUALIFY row_number() OVER (PARTITION BY \"{TYPED}event_id\" ORDER BY __idx) = 1"
+    )
+    valid = con.execute("SELECT count(*) FROM checked_b WHERE __reason IS NULL").fetchall()[0][0]
+    rejected = con.execute(f"SELECT count(*) FROM {staged.rejected}").fetchall()[0][0]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        batch_id = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchall()[0][0]
+        stored = con.execute(
+            f"INSERT INTO events ({cols}, batch_id) SELECT n.*, {batch_id} FROM new_b n "
+            f"ANTI JOIN events e ON e.event_id = n.\"{TYPED}event_id\""
+        ).fetchall()[0][0]
+        con.execute(
+            f"INSERT INTO quarantine SELECT {batch_id}, ?, __row, field, code, detail, raw, "
+            f"now() AT TIME ZONE 'UTC' FROM {staged.rejected} ORDER BY __row",
+            [report.source],
+        )
+        report.batch_id = batch_id
+        report.read = valid + rejected
+        report.stored = stored
+        report.quarantined = rejected
+        report.duplicates = valid - stored
+        report.by_reason = dict(
+            con.execute(f"SELECT code, count(*) FROM {staged.rejected} GROUP BY code ORDER BY 2 DESC").fetchall()
+        )
+        if quality is not None:
+            report.quality = quality(con, f"(SELECT * FROM events WHERE batch_id = {batch_id})")
+        con.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, now() AT TIME ZONE 'UTC', ?)",
+            [batch_id, report.source, report.sha256, Path(report.source).stat().st_size, report.read,
+             report.stored, report.duplicates, report.quarantined, _json(report)],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _json(report: BatchReport) -> str:
+    return json.dumps(report.as_dict(), default=str)
+

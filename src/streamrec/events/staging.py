@@ -1,0 +1,176 @@
+"""Read one event file into a DuckDB temporary table of raw columns, keeping every unreadable record.
+
+CSV and JSONL are read as text so that a bad value in one row fails that row, not the file; Parquet keeps
+its own types. Records the reader cannot parse at all (bad encoding, wrong column count, broken JSON) go to
+a `rejected` table with their line number and reason instead of being skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from streamrec.errors import DataError
+from streamrec.events.rules import RAW
+from streamrec.events.schema import EVENT_COLUMN_NAMES, REQUIRED_COLUMNS
+
+FORMATS = ("csv", "parquet", "jsonl")
+_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
+             ".ndjson": "jsonl", ".json": "jsonl"}
+_JSONL_DELIM = "\x1f"  # a byte that does not appear in JSON text; the whole line is one column
+
+
+@dataclass
+class Staged:
+    """Temp tables for one file: `table` (raw columns RAW+name) and `rejected` (__row, field, code, detail, raw).
+
+    A staged record's position is `idx_sql` (0-based among the records the reader could read); `rows()`
+    turns positions into file line numbers (1-based; the header is line 1), accounting for rejected lines.
+    Only failing records need it, so the main path never computes line numbers.
+    """
+
+    table: str
+    rejected: str
+    staged_types: dict[str, str]  # canonical column → SQL type of its raw column (absent = not in the file)
+    idx_sql: str = "rowid"
+    first_line: int = 2
+    reject_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        return _line_numbers(np.asarray(idx, dtype=np.int64), self.reject_lines, self.first_line)
+
+
+def detect_format(path: Path) -> str:
+    """csv / parquet / jsonl from the file name (a .gz or .zst after it is allowed for csv and jsonl)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    while suffixes and suffixes[-1] in (".gz", ".zst"):
+        suffixes.pop()
+    if suffixes and suffixes[-1] in _SUFFIXES:
+        return _SUFFIXES[suffixes[-1]]
+    raise DataError(str(path), f"cannot tell the format from the name; use one of {', '.join(_SUFFIXES)}")
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def stage_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: str = ",", tag: str = "b") -> Staged:
+    """Create the staged and rejected temp tables for `path`. Raises DataError if the file as a whole
+    cannot be used (unreadable, or a required column missing from its header)."""
+    table, rejected = f"staged_{tag}", f"rejected_{tag}"
+    con.execute(f"DROP TABLE IF EXISTS {table}; DROP TABLE IF EXISTS {rejected}")
+    con.execute(f"CREATE TEMP TABLE {rejected} (__row BIGINT, field VARCHAR, code VARCHAR, detail VARCHAR, raw VARCHAR)")
+    try:
+        if fmt == "csv":
+            return _stage_csv(con, path, table, rejected, delimiter)
+        if fmt == "parquet":
+            return _stage_parquet(con, path, table, rejected)
+        if fmt == "jsonl":
+            return _stage_jsonl(con, path, table, rejected)
+    except duckdb.Error as exc:
+        raise DataError(str(path), f"cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc
+    raise DataError(str(path), f"unknown format '{fmt}' (use one of {', '.join(FORMATS)})")
+
+
+def _match_columns(path: Path, found: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Map canonical names to the file's column names (case-insensitive); error if a required one is missing."""
+    by_lower = {name.strip().lower(): name for name in found}
+    mapping = {c: by_lower[c] for c in EVENT_COLUMN_NAMES if c in by_lower}
+    missing = [c for c in REQUIRED_COLUMNS if c not in mapping]
+    if missing:
+        raise DataError(str(path), f"missing required column(s) {missing}; the file has {found}")
+    ignored = [name for name in found if name.strip().lower() not in EVENT_COLUMN_NAMES]
+    return mapping, ignored
+
+
+def _line_numbers(good_index: np.ndarray, reject_lines: np.ndarray, first_line: int) -> np.ndarray:
+    """File line of the k-th readable record, given the (sorted) lines the reader rejected."""
+    rejects = np.sort(reject_lines)
+    # Good record k sits at line first_line + k + (number of rejected lines before it).
+    adjusted = rejects - np.arange(len(rejects)) - first_line
+    return first_line + good_index + np.searchsorted(adjusted, good_index, side="right")
+
+
+def _csv_options(path: Path, delimiter: str) -> str:
+    return (f"{_lit(str(path))}, all_varchar=true, header=true, delim={_lit(delimiter)}, quote='\"', escape='\"', "
+            "auto_detect=true, strict_mode=true, null_padding=false, ignore_errors=true")
+
+
+def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejected: str, delimiter: str) -> Staged:
+    header = con.execute(f"SELECT * FROM read_csv({_csv_options(path, delimiter)}) LIMIT 0").description
+    found = [d[0] for d in header]
+    mapping, ignored = _match_columns(path, found)
+    select = ", ".join(f'"{src}" AS "{RAW}{name}"' for name, src in mapping.items())
+    rej_t, rej_s = f"rej_errors_{table}", f"rej_scans_{table}"
+    con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}")
+    con.execute(
+        f"CREATE TEMP TABLE {table} AS SELECT {select} FROM read_csv({_csv_options(path, delimiter)}, "
+        f"store_rejects=true, rejects_table='{rej_t}', rejects_scan='{rej_s}')"
+    )
+    # One reject row per error; a record with several errors is one rejected record (its first error).
+    con.execute(
+        f"INSERT INTO {rejected} SELECT line, coalesce(column_name, '*'), "
+        f"CASE WHEN error_type = 'INVALID ENCODING' THEN 'bad_encoding' ELSE 'parse_error' END, "
+        f"lower(error_type) || ': ' || error_message, left(csv_line, 2000) "
+        f"FROM {rej_t} QUALIFY row_number() OVER (PARTITION BY line ORDER BY column_idx) = 1"
+    )
+    con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}")
+    return Staged(table, rejected, {name: "VARCHAR" for name in mapping}, "rowid", 2,
+                  _reject_lines(con, rejected), ignored)
+
+
+def _reject_lines(con: duckdb.DuckDBPyConnection, rejected: str) -> np.ndarray:
+    return np.sort(con.execute(f"SELECT __row FROM {rejected}").fetchnumpy()["__row"].astype(np.int64))
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejected: str) -> Staged:
+    desc = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(path))})").fetchall()
+    found = [row[0] for row in desc]
+    types = {row[0]: row[1] for row in desc}
+    mapping, ignored = _match_columns(path, found)
+    select = ", ".join(f'"{src}" AS "{RAW}{name}"' for name, src in mapping.items())
+    con.execute(
+        f"CREATE TEMP TABLE {table} AS SELECT {select}, file_row_number AS __idx "
+        f"FROM read_parquet({_lit(str(path))}, file_row_number=true)"
+    )
+    return Staged(table, rejected, {name: types[src] for name, src in mapping.items()}, "__idx", 1,
+                  ignored_columns=ignored)
+
+
+def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejected: str) -> Staged:
+    lines = f"lines_{table}"
+    rej_t, rej_s = f"rej_errors_{table}", f"rej_scans_{table}"
+    con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}; DROP TABLE IF EXISTS {lines}")
+    con.execute(
+        f"CREATE TEMP TABLE {lines} AS SELECT line FROM read_csv({_lit(str(path))}, columns={{'line': 'VARCHAR'}}, "
+        f"header=false, delim={_lit(_JSONL_DELIM)}, quote='', escape='', auto_detect=false, strict_mode=false, "
+        f"ignore_errors=true, store_rejects=true, rejects_table='{rej_t}', rejects_scan='{rej_s}')"
+    )
+    con.execute(
+        f"INSERT INTO {rejected} SELECT line, '*', "
+        f"CASE WHEN error_type = 'INVALID ENCODING' THEN 'bad_encoding' ELSE 'parse_error' END, "
+        f"lower(error_type) || ': ' || error_message, left(csv_line, 2000) "
+        f"FROM {rej_t} QUALIFY row_number() OVER (PARTITION BY line ORDER BY column_idx) = 1"
+    )
+    staged = Staged(table, rejected, {name: "VARCHAR" for name in EVENT_COLUMN_NAMES}, "__idx", 1,
+                    _reject_lines(con, rejected))
+    is_object = "coalesce(CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' END, FALSE)"
+    bad = con.execute(
+        f"SELECT rowid, line FROM {lines} WHERE line IS NOT NULL AND trim(line) <> '' AND NOT {is_object}"
+    ).fetchall()
+    if bad:
+        lines_of = staged.rows(np.array([b[0] for b in bad]))
+        con.executemany(f"INSERT INTO {rejected} VALUES (?, '*', 'parse_error', 'not a JSON object', ?)",
+                        [(int(n), b[1][:2000]) for n, b in zip(lines_of, bad)])
+    paths = "[" + ", ".join(_lit(f"$.{c}") for c in EVENT_COLUMN_NAMES) + "]"
+    select = ", ".join(f'v[{i + 1}] AS "{RAW}{c}"' for i, c in enumerate(EVENT_COLUMN_NAMES))
+    con.execute(
+        f"CREATE TEMP TABLE {table} AS SELECT {select}, __idx FROM ("
+        f"SELECT json_extract_string(line, {paths}) AS v, rowid AS __idx FROM {lines} WHERE {is_object})"
+    )
+    con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}; DROP TABLE {lines}")
+    return staged
