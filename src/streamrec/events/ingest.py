@@ -84,7 +84,7 @@ def ingest_file(
         _write_batch(con, staged, report, quality)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {staged.table}; DROP TABLE IF EXISTS {staged.rejected}; "
-                    "DROP TABLE IF EXISTS checked_b; DROP TABLE IF EXISTS rules_b")
+                    "DROP VIEW IF EXISTS batch_b; DROP VIEW IF EXISTS new_b; DROP TABLE IF EXISTS checked_b; DROP TABLE IF EXISTS rules_b")
     report.seconds = time.perf_counter() - started
     log.info("ingest.batch", file=str(path), batch_id=report.batch_id, read=report.read, stored=report.stored,
              duplicates=report.duplicates, quarantined=report.quarantined, seconds=round(report.seconds, 3))
@@ -161,7 +161,8 @@ def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, report: BatchRe
             con.execute(f"SELECT code, count(*) FROM {staged.rejected} GROUP BY code ORDER BY 2 DESC").fetchall()
         )
         if quality is not None:
-            report.quality = quality(con, f"(SELECT * FROM events WHERE batch_id = {batch_id})")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW batch_b AS SELECT * FROM events WHERE batch_id = {batch_id}")
+            report.quality = quality(con, "batch_b")
         con.execute(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, now() AT TIME ZONE 'UTC', ?)",
             [batch_id, report.source, report.sha256, Path(report.source).stat().st_size, report.read,

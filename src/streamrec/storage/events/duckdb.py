@@ -57,12 +57,13 @@ class DuckDBEventStore:
             self._create_tables()
 
     def _create_tables(self) -> None:
-        for ddl in _DDL:
-            self.con.execute(ddl)
-        for name, schema in SCHEMAS.items():
-            self.con.register("__empty", schema.empty_table())
-            self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM __empty")
-            self.con.unregister("__empty")
+        with self.transaction():  # all tables or none, even if killed here
+            for ddl in _DDL:
+                self.con.execute(ddl)
+            for name, schema in SCHEMAS.items():
+                self.con.register("__empty", schema.empty_table())
+                self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM __empty")
+                self.con.unregister("__empty")
 
     # --- writes -----------------------------------------------------------------------------------
     def ingest_file(self, path: Path | str, config: IngestConfig, fmt: str | None = None,
