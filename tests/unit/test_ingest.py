@@ -133,7 +133,7 @@ def test_jsonl_with_broken_lines(store, tmp_path):
     assert (report.read, report.stored, report.quarantined) == (5, 2, 3)
     rows = quarantine_by_row(store)
     assert rows[3]["reason"] == "parse_error" and rows[5]["reason"] == "parse_error"
-    assert rows[6]["reason"] == "nul_byte"
+    assert rows[6]["reason"] == "bad_id" and rows[6]["detail"] == "contains a NUL byte"
 
 
 def test_typed_parquet(store, tmp_path):

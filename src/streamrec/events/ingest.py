@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from streamrec.errors import DataError, NotFound
 from streamrec.events.report import BatchReport
-from streamrec.events.rules import RAW, TYPED, build_rules, detail_sql, reason_index_sql, typed_columns
+from streamrec.events.rules import RAW, TYPED, build_rules, detail_sql, kept_raw_columns, reason_index_sql, typed_columns
 from streamrec.events.schema import EVENT_COLUMN_NAMES
 from streamrec.events.staging import Staged, detect_format, stage_file
 from streamrec.logs import get_logger
@@ -80,11 +80,15 @@ def ingest_file(
     staged = stage_file(con, path, fmt or detect_format(path), config.csv_delimiter)
     report.ignored_columns = staged.ignored_columns
     try:
+        t0 = time.perf_counter()
         _check(con, staged, config)
+        t1 = time.perf_counter()
         _write_batch(con, staged, report, quality)
+        report.phases = {"checksum+stage": round(t0 - started, 3), "check": round(t1 - t0, 3),
+                         "write": round(time.perf_counter() - t1, 3)}
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {staged.table}; DROP TABLE IF EXISTS {staged.rejected}; "
-                    "DROP VIEW IF EXISTS batch_b; DROP VIEW IF EXISTS new_b; DROP TABLE IF EXISTS checked_b; DROP TABLE IF EXISTS rules_b")
+        staged.drop(con)
+        con.execute("DROP VIEW IF EXISTS batch_b; DROP VIEW IF EXISTS new_b; DROP TABLE IF EXISTS checked_b; DROP TABLE IF EXISTS rules_b")
     report.seconds = time.perf_counter() - started
     log.info("ingest.batch", file=str(path), batch_id=report.batch_id, read=report.read, stored=report.stored,
              duplicates=report.duplicates, quarantined=report.quarantined, seconds=round(report.seconds, 3))
@@ -92,7 +96,7 @@ def ingest_file(
 
 
 def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig) -> None:
-    """Create `checked_b`: typed columns, the index of the first failing rule (__reason), and the position."""
+    """Create `checked_b` (typed columns, __reason) and put the failing rows, with reasons, into `rejected`."""
     check_titles = config.unknown_titles == "quarantine" and _nonempty(con, "titles")
     check_users = config.unknown_users == "quarantine" and _nonempty(con, "users")
     rules = build_rules(config, staged.staged_types, check_titles, check_users)
@@ -102,23 +106,29 @@ def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig)
     if check_users:
         known.append(f'"{TYPED}user_id" IN (SELECT user_id FROM users) AS known_user')
     raw_cols = ", ".join(f'"{RAW}{c}"' for c in staged.staged_types)
-    typed = ", ".join(typed_columns(staged.staged_types))
+    idx = ", __idx" if staged.idx_sql == "__idx" else ""
+    typed_names = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
+    kept = "".join(f', "{RAW}{c}"' for c in kept_raw_columns(staged.staged_types))
+    inner = f"SELECT {raw_cols}{idx}, {', '.join(typed_columns(staged.staged_types))} FROM ({staged.source_sql})"
+    if known:
+        inner = f"SELECT *, {', '.join(known)} FROM ({inner})"
+    # One pass over the file keeps the typed values, the few raw columns the rules need, and the index of the
+    # first failing rule. Details and raw text are computed afterwards, for the failing rows only.
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE rules_b AS SELECT * FROM (VALUES "
+        f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT {typed_names}{kept}{idx}, "
+        f"{reason_index_sql(rules)} AS __reason FROM ({inner})"
+    )
+    staged.after_scan(con)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE rules_b AS SELECT * FROM (VALUES "
         + ", ".join(f"({i}, '{r.code}', '{r.field}')" for i, r in enumerate(rules))
         + ") AS t(idx, code, field)"
     )
-    inner = f"SELECT {raw_cols}, {staged.idx_sql} AS __idx, {typed} FROM {staged.table}"
-    if known:
-        inner = f"SELECT *, {', '.join(known)} FROM ({inner})"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT *, {reason_index_sql(rules)} AS __reason FROM ({inner})"
-    )
-    # Failing rows: reason code, field, human detail, and the raw values, for the quarantine table.
+    shown = {c: (f'{RAW}{c}' if f', "{RAW}{c}"' in kept else f'{TYPED}{c}') for c in staged.staged_types}
+    raw_json = f"left(to_json(struct_pack({', '.join(f'{c} := c.{v}' for c, v in shown.items())}))::VARCHAR, 2000)"
     bad = con.sql(
-        f"SELECT c.__idx, r.code, r.field, {detail_sql(rules, 'c.__reason')} AS detail, "
-        f"left(to_json(struct_pack({', '.join(f'{c} := c.{RAW}{c}' for c in staged.staged_types)}))::VARCHAR, 2000) AS raw "
-        f"FROM checked_b c JOIN rules_b r ON r.idx = c.__reason"
+        f"SELECT c.{staged.idx_sql} AS __idx, r.code, r.field, {detail_sql(rules, 'c.__reason')} AS detail, "
+        f"{raw_json} AS raw FROM checked_b c JOIN rules_b r ON r.idx = c.__reason"
     ).to_arrow_table()
     if bad.num_rows:
         rows = staged.rows(bad.column("__idx").to_numpy())
@@ -133,10 +143,11 @@ def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, report: BatchRe
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMN_NAMES)
     typed = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
     # Valid rows, first occurrence of each event_id in the file, not already stored.
+    # Valid rows, first occurrence of each event_id in the file (the anti-join below drops stored ones).
+    idx = staged.idx_sql
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW new_b AS SELECT {typed} FROM checked_b c "
-        f"WHERE __reason IS NULL "
-        f"QUALIFY row_number() OVER (PARTITION BY \"{TYPED}event_id\" ORDER BY __idx) = 1"
+        f"CREATE OR REPLACE TEMP VIEW new_b AS SELECT {typed} FROM checked_b WHERE __reason IS NULL AND {idx} IN "
+        f"(SELECT min({idx}) FROM checked_b WHERE __reason IS NULL GROUP BY \"{TYPED}event_id\")"
     )
     valid = con.execute("SELECT count(*) FROM checked_b WHERE __reason IS NULL").fetchall()[0][0]
     rejected = con.execute(f"SELECT count(*) FROM {staged.rejected}").fetchall()[0][0]

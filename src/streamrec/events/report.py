@@ -21,6 +21,7 @@ class BatchReport:
     by_reason: dict[str, int] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step, for profiling
     quality: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

@@ -44,13 +44,15 @@ def typed_expression(column: Column, staged_type: str | None) -> str:
     staged_type = staged_type.upper()
     if column.sql_type == "TIMESTAMP":
         if staged_type in ("VARCHAR", "STRING"):
-            # Epoch numbers (seconds, or milliseconds when > 1e11) or ISO 8601 with an optional offset.
+            # ISO 8601 with an optional offset (the common case, tried first), else epoch seconds, or
+            # milliseconds when the number is > 1e11. COALESCE only evaluates later branches for the misses.
+            number = f"TRY_CAST(trim({raw}) AS DOUBLE)"
             return (
+                f"coalesce(TRY_CAST(TRY_CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP), "
+                f"TRY_CAST(TRY_CAST(trim({raw}) AS TIMESTAMPTZ) AS TIMESTAMP), "
                 f"CASE WHEN regexp_full_match(trim({raw}), '-?[0-9]{{1,14}}(\\.[0-9]+)?') THEN "
-                f"CASE WHEN abs(TRY_CAST(trim({raw}) AS DOUBLE)) > 1e11 "
-                f"THEN make_timestamp(TRY_CAST(TRY_CAST(trim({raw}) AS DOUBLE) * 1000 AS BIGINT)) "
-                f"ELSE make_timestamp(TRY_CAST(TRY_CAST(trim({raw}) AS DOUBLE) * 1000000 AS BIGINT)) END "
-                f"ELSE TRY_CAST(TRY_CAST(trim({raw}) AS TIMESTAMPTZ) AS TIMESTAMP) END"
+                f"make_timestamp(TRY_CAST(CASE WHEN abs({number}) > 1e11 THEN {number} * 1000 "
+                f"ELSE {number} * 1000000 END AS BIGINT)) END)"
             )
         if any(k in staged_type for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL")):
             return (
@@ -88,20 +90,26 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
     for column in EVENT_COLUMNS:
         raw, typed = f'"{RAW}{column.name}"', f'"{TYPED}{column.name}"'
         present = column.name in staged_types
-        is_text = present and staged_types[column.name].upper() in ("VARCHAR", "STRING")
         if column.required:
-            rules.append(Rule("missing", column.name, f"{raw} IS NULL OR trim(CAST({raw} AS VARCHAR)) = ''",
-                              _q("required field is empty")))
+            # Typed text is already trimmed and '' → NULL; for other types only a NULL typed value needs the
+            # (slower) look at the raw text, and the OR skips that for every readable row.
+            empty = (f"{typed} IS NULL" if column.sql_type == "VARCHAR"
+                     else f"{raw} IS NULL OR ({typed} IS NULL AND trim(CAST({raw} AS VARCHAR)) = '')")
+            rules.append(Rule("missing", column.name, empty if present else "TRUE", _q("required field is empty")))
         if not present:
             continue
-        if is_text:
-            rules.append(Rule("nul_byte", column.name, f"contains({raw}, chr(0))", _q("contains a NUL byte")))
-            if column.max_len is not None:
-                rules.append(Rule("too_long", column.name, f"length({raw}) > {column.max_len}",
-                                  f"'is ' || length({raw}) || ' characters, more than {column.max_len}'"))
-        if column.sql_type == "VARCHAR" and column.name in ("event_id", "user_id", "item_id", "request_id"):
+        is_id = column.name in ("event_id", "user_id", "item_id", "request_id")
+        # Text rules read the typed value (the trimmed text), so raw text never needs keeping.
+        is_text = column.sql_type == "VARCHAR"
+        if is_text and not is_id:  # ids get the wider control-character rule below
+            rules.append(Rule("nul_byte", column.name, f"contains({typed}, chr(0))", _q("contains a NUL byte")))
+        if is_text and column.max_len is not None:
+            rules.append(Rule("too_long", column.name, f"length({typed}) > {column.max_len}",
+                              f"'is ' || length({typed}) || ' characters, more than {column.max_len}'"))
+        if is_id:
             rules.append(Rule("bad_id", column.name, f"regexp_matches({typed}, '[\\x00-\\x1f\\x7f]')",
-                              _q("contains control characters")))
+                              f"CASE WHEN contains({typed}, chr(0)) THEN 'contains a NUL byte' "
+                              "ELSE 'contains control characters' END"))
         if column.sql_type != "VARCHAR":
             rules.append(Rule("bad_type", column.name, f"{raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> '' "
                               f"AND {typed} IS NULL",
@@ -115,7 +123,7 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
             rules.append(Rule("out_of_range", column.name, f"{typed} < {lo} OR {typed} > {hi}",
                               f"'is ' || {_shown(typed)} || ', outside [{lo:g}, {hi:g}]'"))
     rules.append(Rule("bad_enum", "type", f'"{TYPED}type" NOT IN ({", ".join(_q(t) for t in EVENT_TYPES)})',
-                      f"'unknown event type ' || {_shown(chr(34) + RAW + 'type' + chr(34))} || "
+                      f"'unknown event type ' || {_shown(chr(34) + TYPED + 'type' + chr(34))} || "
                       f"', expected one of {', '.join(EVENT_TYPES)}'"))
     rules.append(Rule("ts_too_old", "ts", f"\"{TYPED}ts\" < TIMESTAMP {_q(config.ts_floor)}",
                       f"'is ' || {_shown(chr(34) + TYPED + 'ts' + chr(34))} || ', before the floor {config.ts_floor}'"))
@@ -135,10 +143,30 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
     return rules
 
 
+def kept_raw_columns(staged_types: dict[str, str]) -> list[str]:
+    """Raw columns the rules still read after typing: the non-text ones (to tell 'missing' from 'unreadable')."""
+    return [c.name for c in EVENT_COLUMNS if c.name in staged_types and c.sql_type != "VARCHAR"]
+
+
+_CONTROL = "'[\\x00-\\x1f\\x7f]'"
+
+
 def reason_index_sql(rules: list[Rule]) -> str:
-    """One CASE giving the index of the first failing rule, NULL for a valid row (cheap on valid rows)."""
-    whens = " ".join(f"WHEN coalesce(({r.condition}), FALSE) THEN {i}" for i, r in enumerate(rules))
-    return f"CASE {whens} ELSE NULL END"
+    """One CASE giving the index of the first failing rule, NULL for a valid row.
+
+    The per-id control-character rules are tested together first (one regex over the joined ids instead of
+    one per column); only a row that fails it pays for finding which id it was.
+    """
+    ids = [(i, r) for i, r in enumerate(rules) if r.code == "bad_id"]
+    whens = []
+    for i, rule in enumerate(rules):
+        if rule.code != "bad_id":
+            whens.append(f"WHEN coalesce(({rule.condition}), FALSE) THEN {i}")
+        elif i == ids[0][0]:
+            joined = ", ".join(f'"{TYPED}{r.field}"' for _, r in ids)
+            which = " ".join(f"WHEN coalesce(({r.condition}), FALSE) THEN {j}" for j, r in ids)
+            whens.append(f"WHEN coalesce(regexp_matches(concat({joined}), {_CONTROL}), FALSE) THEN CASE {which} END")
+    return f"CASE {' '.join(whens)} ELSE NULL END"
 
 
 def detail_sql(rules: list[Rule], index_column: str) -> str:

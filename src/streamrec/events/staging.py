@@ -25,20 +25,34 @@ _JSONL_DELIM = "\x1f"  # a byte that does not appear in JSON text; the whole lin
 
 @dataclass
 class Staged:
-    """Temp tables for one file: `table` (raw columns RAW+name) and `rejected` (__row, field, code, detail, raw).
+    """One file made ready for checking: `source_sql` selects its raw columns (RAW + name); `rejected` is a temp
+    table (__row, field, code, detail, raw) of records the reader could not parse.
 
-    A staged record's position is `idx_sql` (0-based among the records the reader could read); `rows()`
-    turns positions into file line numbers (1-based; the header is line 1), accounting for rejected lines.
-    Only failing records need it, so the main path never computes line numbers.
+    A readable record's position is `idx_sql` (0-based, in the table built from source_sql: its rowid, or an
+    __idx column); `rows()` turns positions into file line numbers (the header is line 1), accounting for
+    rejected lines. Only failing records need that, so the main path never computes line numbers. Run
+    `after_scan(con)` once source_sql has been read: CSV rejects are only known then.
     """
 
-    table: str
+    source_sql: str
     rejected: str
     staged_types: dict[str, str]  # canonical column → SQL type of its raw column (absent = not in the file)
     idx_sql: str = "rowid"
     first_line: int = 2
-    reject_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     ignored_columns: list[str] = field(default_factory=list)
+    post_sql: list[str] = field(default_factory=list)
+    drop_sql: list[str] = field(default_factory=list)
+    reject_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def after_scan(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.post_sql:  # reader rejects that are only known after the scan (CSV)
+            for sql in self.post_sql:
+                con.execute(sql)
+            self.reject_lines = _reject_lines(con, self.rejected)
+
+    def drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        for sql in self.drop_sql + [f"DROP TABLE IF EXISTS {self.rejected}"]:
+            con.execute(sql)
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
         return _line_numbers(np.asarray(idx, dtype=np.int64), self.reject_lines, self.first_line)
@@ -62,7 +76,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, delimiter: 
     """Create the staged and rejected temp tables for `path`. Raises DataError if the file as a whole
     cannot be used (unreadable, or a required column missing from its header)."""
     table, rejected = f"staged_{tag}", f"rejected_{tag}"
-    con.execute(f"DROP TABLE IF EXISTS {table}; DROP TABLE IF EXISTS {rejected}")
+    con.execute(f"DROP TABLE IF EXISTS {rejected}")
     con.execute(f"CREATE TEMP TABLE {rejected} (__row BIGINT, field VARCHAR, code VARCHAR, detail VARCHAR, raw VARCHAR)")
     try:
         if fmt == "csv":
@@ -106,21 +120,20 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejected:
     mapping, ignored = _match_columns(path, found)
     select = ", ".join(f'"{src}" AS "{RAW}{name}"' for name, src in mapping.items())
     rej_t, rej_s = f"rej_errors_{table}", f"rej_scans_{table}"
-    con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}")
-    con.execute(
-        f"CREATE TEMP TABLE {table} AS SELECT {select} FROM read_csv({_csv_options(path, delimiter)}, "
-        f"store_rejects=true, rejects_table='{rej_t}', rejects_scan='{rej_s}')"
-    )
+    drops = [f"DROP TABLE IF EXISTS {rej_t}", f"DROP TABLE IF EXISTS {rej_s}"]
+    for sql in drops:
+        con.execute(sql)
+    source = (f"SELECT {select} FROM read_csv({_csv_options(path, delimiter)}, "
+              f"store_rejects=true, rejects_table='{rej_t}', rejects_scan='{rej_s}')")
     # One reject row per error; a record with several errors is one rejected record (its first error).
-    con.execute(
+    collect = (
         f"INSERT INTO {rejected} SELECT line, coalesce(column_name, '*'), "
         f"CASE WHEN error_type = 'INVALID ENCODING' THEN 'bad_encoding' ELSE 'parse_error' END, "
         f"lower(error_type) || ': ' || error_message, left(csv_line, 2000) "
         f"FROM {rej_t} QUALIFY row_number() OVER (PARTITION BY line ORDER BY column_idx) = 1"
     )
-    con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}")
-    return Staged(table, rejected, {name: "VARCHAR" for name in mapping}, "rowid", 2,
-                  _reject_lines(con, rejected), ignored)
+    return Staged(source, rejected, {name: "VARCHAR" for name in mapping}, "rowid", 2, ignored,
+                  post_sql=[collect], drop_sql=drops)
 
 
 def _reject_lines(con: duckdb.DuckDBPyConnection, rejected: str) -> np.ndarray:
@@ -133,12 +146,8 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejec
     types = {row[0]: row[1] for row in desc}
     mapping, ignored = _match_columns(path, found)
     select = ", ".join(f'"{src}" AS "{RAW}{name}"' for name, src in mapping.items())
-    con.execute(
-        f"CREATE TEMP TABLE {table} AS SELECT {select}, file_row_number AS __idx "
-        f"FROM read_parquet({_lit(str(path))}, file_row_number=true)"
-    )
-    return Staged(table, rejected, {name: types[src] for name, src in mapping.items()}, "__idx", 1,
-                  ignored_columns=ignored)
+    source = f"SELECT {select}, file_row_number AS __idx FROM read_parquet({_lit(str(path))}, file_row_number=true)"
+    return Staged(source, rejected, {name: types[src] for name, src in mapping.items()}, "__idx", 1, ignored)
 
 
 def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejected: str) -> Staged:
@@ -156,8 +165,9 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejecte
         f"lower(error_type) || ': ' || error_message, left(csv_line, 2000) "
         f"FROM {rej_t} QUALIFY row_number() OVER (PARTITION BY line ORDER BY column_idx) = 1"
     )
-    staged = Staged(table, rejected, {name: "VARCHAR" for name in EVENT_COLUMN_NAMES}, "__idx", 1,
-                    _reject_lines(con, rejected))
+    staged = Staged("", rejected, {name: "VARCHAR" for name in EVENT_COLUMN_NAMES}, "__idx", 1,
+                    drop_sql=[f"DROP TABLE IF EXISTS {lines}"])
+    staged.reject_lines = _reject_lines(con, rejected)
     is_object = "coalesce(CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' END, FALSE)"
     bad = con.execute(
         f"SELECT rowid, line FROM {lines} WHERE line IS NOT NULL AND trim(line) <> '' AND NOT {is_object}"
@@ -168,9 +178,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejecte
                         [(int(n), b[1][:2000]) for n, b in zip(lines_of, bad)])
     paths = "[" + ", ".join(_lit(f"$.{c}") for c in EVENT_COLUMN_NAMES) + "]"
     select = ", ".join(f'v[{i + 1}] AS "{RAW}{c}"' for i, c in enumerate(EVENT_COLUMN_NAMES))
-    con.execute(
-        f"CREATE TEMP TABLE {table} AS SELECT {select}, __idx FROM ("
-        f"SELECT json_extract_string(line, {paths}) AS v, rowid AS __idx FROM {lines} WHERE {is_object})"
-    )
-    con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}; DROP TABLE {lines}")
+    staged.source_sql = (f"SELECT {select}, __idx FROM ("
+                         f"SELECT json_extract_string(line, {paths}) AS v, rowid AS __idx FROM {lines} WHERE {is_object})")
+    con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}")
     return staged
