@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from streamrec.cli import data_cmds, ingest_cmds
+from streamrec.cli import data_cmds, demo_cmds, ingest_cmds, preprocess_cmds
 from streamrec.cli.ui import console
 from streamrec.errors import StreamrecError
 from streamrec.logs import configure_logging
@@ -23,13 +23,15 @@ app = typer.Typer(
 )
 app.add_typer(data_cmds.app, name="data")
 ingest_cmds.register(app)
+preprocess_cmds.register(app)
+demo_cmds.register(app)
 
 
 @app.callback()
 def root(
     ctx: typer.Context,
     config: Optional[Path] = typer.Option(None, "--config", help="settings file (default ./streamrec.toml)"),
-    profile: Optional[str] = typer.Option(None, "--profile", help="[profile.NAME] table of the settings file"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="\\[profile.NAME] table of the settings file"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="where stores, models and reports live"),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info, warning or error"),
 ) -> None:
