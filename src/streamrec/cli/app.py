@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from streamrec.cli import data_cmds, demo_cmds, ingest_cmds, preprocess_cmds
-from streamrec.cli.ui import console
+from streamrec.cli.ui import err_console
 from streamrec.errors import StreamrecError
 from streamrec.logs import configure_logging
 from streamrec.settings import load_settings
@@ -45,21 +46,12 @@ def root(
 
 
 def main() -> None:
-    """Entry point: domain errors become one clear line and exit code 2, never a traceback."""
-    try:
-        app(standalone_mode=False)
-    except StreamrecError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
-    except typer.Abort:
-        console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
+    """Entry point: domain errors become one clear line and exit code 2, never a traceback.
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+    Usage errors (bad flags) are handled by the CLI framework itself, with its usual exit code 2.
+    """
+    try:
+        app()
+    except StreamrecError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(2)

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
 
