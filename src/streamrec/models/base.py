@@ -1,0 +1,156 @@
+"""The one interface every recommender implements (see DESIGN.md "Conventions").
+
+- Hyperparameters live in one typed pydantic config (`config_type`, unknown keys rejected).
+- `__init__` only stores the config; `fit(data) -> self` sets the learned state (attributes ending in `_`).
+- `score` never mutates state: the same input always gives the same output, safe to call from many threads.
+- `save` / `load` write numpy arrays (.npz, no pickle) and JSON, with a sha256 per file checked on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from pydantic import BaseModel
+from scipy import sparse
+
+from streamrec.data.interactions import Interactions
+from streamrec.errors import ChecksumError, ConfigError, DataError, NotFound
+
+
+class Recommender(ABC):
+    """Base of all models. Subclasses set `name`, `config_type`, `learned`, and implement fit and score."""
+
+    name: ClassVar[str]
+    config_type: ClassVar[type[BaseModel]]
+    learned: ClassVar[tuple[str, ...]] = ()  # names of learned array attributes that save() writes
+
+    def __init__(self, config: BaseModel | dict[str, Any] | None = None, **overrides: Any):
+        if isinstance(config, BaseModel):
+            config = config.model_dump()
+        try:
+            self.config = self.config_type(**{**(config or {}), **overrides})
+        except ValueError as exc:  # pydantic's ValidationError
+            raise ConfigError(f"model '{self.name}': invalid hyperparameters: {exc}") from exc
+
+    # --- learning ------------------------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, data: Interactions) -> Self:
+        """Learn from `data`; returns self."""
+
+    @abstractmethod
+    def score(self, history: sparse.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
+        """Scores (n_users × n_items float32) for users given by their history rows over the training items.
+
+        `users` (optional) holds each row's index in the training data (-1 for a user unknown at training),
+        for models that keep per-user state; history-based models ignore it. Never mutates the model.
+        """
+
+    @property
+    def is_fitted(self) -> bool:
+        return all(hasattr(self, name) for name in self.learned) and hasattr(self, "item_ids_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFound("fitted state of model", self.name, "call fit() or load() first")
+
+    @staticmethod
+    def _check_data(data: Interactions, min_users: int = 1) -> None:
+        if data.nnz == 0:
+            raise DataError("training data", "has no interactions")
+        if data.n_users < min_users:
+            raise DataError("training data", f"has {data.n_users} users; this model needs at least {min_users}")
+
+    # --- recommending --------------------------------------------------------------------------------
+    def recommend(
+        self,
+        history: sparse.csr_matrix,
+        k: int = 10,
+        users: np.ndarray | None = None,
+        exclude_seen: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item columns and scores per row, best first. Seen items are excluded by default."""
+        self._check_fitted()
+        scores = self.score(history, users)
+        if exclude_seen and history.nnz:
+            coo = history.tocoo()
+            scores[coo.row, coo.col] = -np.inf
+        return top_k(scores, k)
+
+    # --- persistence ---------------------------------------------------------------------------------
+    def save(self, folder: Path | str) -> Path:
+        """Write config.json, arrays.npz and checksums.json into `folder` (created)."""
+        self._check_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {name: getattr(self, name) for name in self.learned}
+        arrays["item_ids_"] = np.asarray(self.item_ids_, dtype=str)
+        if hasattr(self, "user_ids_"):
+            arrays["user_ids_"] = np.asarray(self.user_ids_, dtype=str)
+        _save_arrays(folder / "arrays.npz", arrays)
+        (folder / "config.json").write_text(json.dumps({"model": self.name, "config": self.config.model_dump()}))
+        checksums = {f.name: _sha256(f) for f in (folder / "arrays.npz", folder / "config.json")}
+        (folder / "checksums.json").write_text(json.dumps(checksums, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path | str) -> Self:
+        """Read a saved model, verifying checksums first (a corrupt file raises ChecksumError)."""
+        folder = Path(folder)
+        if not (folder / "checksums.json").is_file():
+            raise NotFound("saved model", str(folder))
+        for name, expected in json.loads((folder / "checksums.json").read_text()).items():
+            actual = _sha256(folder / name)
+            if actual != expected:
+                raise ChecksumError(str(folder / name), expected, actual)
+        meta = json.loads((folder / "config.json").read_text())
+        if meta["model"] != cls.name:
+            raise ConfigError(f"{folder} holds a '{meta['model']}' model, not '{cls.name}'")
+        model = cls(meta["config"])
+        with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
+            for name in arrays.files:
+                value = arrays[name]
+                if name.endswith("__csr"):
+                    continue
+                setattr(model, name, value.astype(object) if name in ("item_ids_", "user_ids_") else value)
+            for name in {n.split("__")[0] for n in arrays.files if n.endswith("__csr")}:
+                setattr(model, name, sparse.csr_matrix(
+                    (arrays[f"{name}__data"], arrays[f"{name}__indices"], arrays[f"{name}__indptr"]),
+                    shape=tuple(arrays[f"{name}__csr"])))
+        return model
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k largest scores per row, sorted best first (ties by lower index)."""
+    k = max(0, min(k, scores.shape[1]))
+    if k == 0:
+        return np.zeros((scores.shape[0], 0), np.int64), np.zeros((scores.shape[0], 0), scores.dtype)
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(scores, idx, axis=1)
+
+
+def _save_arrays(path: Path, arrays: dict[str, Any]) -> None:
+    flat: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        if sparse.issparse(value):
+            csr = value.tocsr()
+            flat.update({f"{name}__data": csr.data, f"{name}__indices": csr.indices, f"{name}__indptr": csr.indptr,
+                         f"{name}__csr": np.asarray(csr.shape)})
+        else:
+            flat[name] = np.asarray(value)
+    np.savez(path, **flat)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
