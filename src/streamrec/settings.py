@@ -55,6 +55,26 @@ class PreprocessConfig(BaseModel, extra="forbid"):
     complete_weight: float = Field(3.0, ge=0)
     add_to_list_weight: float = Field(1.0, ge=0)
     rating_weight: float = Field(1.0, ge=0, description="weight of a rating at the top of the scale")
+    rating_scale_max: float | None = Field(
+        None, gt=0, description="top of the rating scale; default: 5 if every rating is <= 5, else 10"
+    )
+    rating_neutral: float = Field(
+        0.5, ge=0, lt=1, description="share of the scale that adds nothing; lower ratings subtract weight"
+    )
+    complete_fraction: float = Field(0.9, gt=0, le=1, description="progress at or above this counts as completed")
+    bot_max_watch_ratio: float = Field(
+        1.0, gt=0, description="bots watch more seconds than this many times a watch window's length"
+    )
+    bot_rate_types: list[Literal["impression", "play", "progress", "complete", "rating", "add_to_list"]] = Field(
+        default_factory=lambda: ["impression", "play", "progress", "complete", "add_to_list"],
+        description="event types counted by the event-rate check (impressions: one per request); ratings are "
+        "left out by default because rating pages (MovieLens) legitimately produce bursts",
+    )
+    bot_watch_window_s: int = Field(24 * 3600, gt=0, description="length of the watch-time window (tumbling)")
+    bot_max_titles_per_hour: int = Field(40, ge=1, description="users playing more distinct titles in an hour are bots")
+    quality_late_after_h: float = Field(
+        24.0, gt=0, description="quality: events older than this before a batch's newest event are late"
+    )
 
 
 class LoggingConfig(BaseModel, extra="forbid"):

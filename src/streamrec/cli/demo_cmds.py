@@ -24,7 +24,6 @@ def register(app: typer.Typer) -> None:
         from streamrec.cli import ingest_cmds, preprocess_cmds
         from streamrec.data.synthetic import WorldConfig, generate_world
         from streamrec.events.runner import ingest_paths
-        from streamrec.preprocess.quality import batch_quality
         from streamrec.storage.events import open_event_store
 
         settings = settings_of(ctx)
@@ -46,7 +45,7 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         with open_event_store(settings) as store, progress_bar("ingesting files") as bar:
             summary = ingest_paths(store, [world, broken], settings.ingest,
-                                   quality=lambda con, rel: batch_quality(con, rel).as_dict(), on_progress=bar)
+                                   quality=ingest_cmds.quality_of(settings), on_progress=bar)
             again = ingest_paths(store, [world], settings.ingest)  # re-ingesting is a no-op
         ingest_cmds.print_ingest_summary(summary, time.perf_counter() - started, settings.event_store_path)
         console.print(f"re-ingesting the world: {sum(b.skipped for b in again.batches)} of {len(again.batches)} "

@@ -30,6 +30,14 @@ def print_ingest_summary(summary: IngestSummary, seconds: float, store_path: Pat
     console.print(summary_table("ingest", rows))
 
 
+def quality_of(settings):
+    """The per-batch data-quality summary ingestion stores with each batch report."""
+    from streamrec.preprocess.quality import batch_quality
+
+    late = settings.preprocess.quality_late_after_h
+    return lambda con, relation: batch_quality(con, relation, late_after_h=late).as_dict()
+
+
 def register(app: typer.Typer) -> None:
     """Add `ingest` and the `store` group to the root app."""
 
@@ -43,7 +51,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print every batch report as JSON"),
     ) -> None:
         """Validate and store events exactly once; invalid rows go to quarantine with their reason."""
-        from streamrec.preprocess.quality import batch_quality
         from streamrec.events.runner import ingest_paths
         from streamrec.storage.events import open_event_store
 
@@ -54,7 +61,7 @@ def register(app: typer.Typer) -> None:
         config = type(config).model_validate(config.model_dump())  # re-validate the overridden values
         started = time.perf_counter()
         with open_event_store(settings) as store, progress_bar("ingesting files") as bar:
-            summary = ingest_paths(store, paths, config, fmt=fmt, quality=lambda con, rel: batch_quality(con, rel).as_dict(), on_progress=bar)
+            summary = ingest_paths(store, paths, config, fmt=fmt, quality=quality_of(settings), on_progress=bar)
         if as_json:
             console.print_json(json.dumps([b.as_dict() for b in summary.batches], default=str))
         print_ingest_summary(summary, time.perf_counter() - started, settings.event_store_path)
