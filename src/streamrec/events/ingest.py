@@ -19,7 +19,16 @@ import pyarrow as pa
 
 from streamrec.errors import DataError, NotFound
 from streamrec.events.report import BatchReport
-from streamrec.events.rules import RAW, TYPED, build_rules, detail_sql, kept_raw_columns, reason_index_sql, typed_columns
+from streamrec.events.rules import (
+    RAW,
+    TYPED,
+    build_rules,
+    detail_sql,
+    invalid_sql,
+    kept_raw_columns,
+    reason_index_sql,
+    typed_columns,
+)
 from streamrec.events.schema import EVENT_COLUMN_NAMES
 from streamrec.events.staging import Staged, detect_format, stage_file
 from streamrec.logs import get_logger
@@ -88,7 +97,8 @@ def ingest_file(
                          "write": round(time.perf_counter() - t1, 3)}
     finally:
         staged.drop(con)
-        con.execute("DROP VIEW IF EXISTS batch_b; DROP VIEW IF EXISTS new_b; DROP TABLE IF EXISTS checked_b; DROP TABLE IF EXISTS rules_b")
+        con.execute("DROP VIEW IF EXISTS batch_b; DROP TABLE IF EXISTS checked_b; "
+                    "DROP TABLE IF EXISTS failed_b; DROP TABLE IF EXISTS dropped_b; DROP TABLE IF EXISTS rules_b")
     report.seconds = time.perf_counter() - started
     log.info("ingest.batch", file=str(path), batch_id=report.batch_id, read=report.read, stored=report.stored,
              duplicates=report.duplicates, quarantined=report.quarantined, seconds=round(report.seconds, 3))
@@ -96,7 +106,8 @@ def ingest_file(
 
 
 def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig) -> None:
-    """Create `checked_b` (typed columns, __reason) and put the failing rows, with reasons, into `rejected`."""
+    """Create `checked_b` (typed columns) and `failed_b` (its failing rows), and put those, with reasons, into
+    `rejected`."""
     check_titles = config.unknown_titles == "quarantine" and _nonempty(con, "titles")
     check_users = config.unknown_users == "quarantine" and _nonempty(con, "users")
     rules = build_rules(config, staged.staged_types, check_titles, check_users)
@@ -110,25 +121,29 @@ def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig)
     typed_names = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
     kept = "".join(f', "{RAW}{c}"' for c in kept_raw_columns(staged.staged_types))
     inner = f"SELECT {raw_cols}{idx}, {', '.join(typed_columns(staged.staged_types))} FROM ({staged.source_sql})"
+    known_cols = ""
     if known:
         inner = f"SELECT *, {', '.join(known)} FROM ({inner})"
-    # One pass over the file keeps the typed values, the few raw columns the rules need, and the index of the
-    # first failing rule. Details and raw text are computed afterwards, for the failing rows only.
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT {typed_names}{kept}{idx}, "
-        f"{reason_index_sql(rules)} AS __reason FROM ({inner})"
-    )
+        known_cols = "".join(f", {k.split(' AS ')[-1]}" for k in known)
+    # Two steps, because DuckDB would re-evaluate every typed expression inside each rule that reads it:
+    # (1) one pass over the file materializes the typed values and the few raw columns the rules need;
+    # (2) the rules run over that table; only failing rows get a reason, a detail and their raw text.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT {typed_names}{kept}{idx}{known_cols} FROM ({inner})")
     staged.after_scan(con)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE rules_b AS SELECT * FROM (VALUES "
         + ", ".join(f"({i}, '{r.code}', '{r.field}')" for i, r in enumerate(rules))
         + ") AS t(idx, code, field)"
     )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE failed_b AS SELECT rowid AS __rid, {staged.idx_sql} AS __idx, "
+        f"{reason_index_sql(rules)} AS __reason FROM checked_b WHERE {invalid_sql(rules)}"
+    )
     shown = {c: (f'{RAW}{c}' if f', "{RAW}{c}"' in kept else f'{TYPED}{c}') for c in staged.staged_types}
     raw_json = f"left(to_json(struct_pack({', '.join(f'{c} := c.{v}' for c, v in shown.items())}))::VARCHAR, 2000)"
     bad = con.sql(
-        f"SELECT c.{staged.idx_sql} AS __idx, r.code, r.field, {detail_sql(rules, 'c.__reason')} AS detail, "
-        f"{raw_json} AS raw FROM checked_b c JOIN rules_b r ON r.idx = c.__reason"
+        f"SELECT f.__idx, r.code, r.field, {detail_sql(rules, 'f.__reason')} AS detail, {raw_json} AS raw "
+        f"FROM failed_b f JOIN checked_b c ON c.rowid = f.__rid JOIN rules_b r ON r.idx = f.__reason"
     ).to_arrow_table()
     if bad.num_rows:
         rows = staged.rows(bad.column("__idx").to_numpy())
@@ -142,21 +157,28 @@ def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, report: BatchRe
     """One transaction: new events, quarantine rows, manifest entry. Nothing is visible until COMMIT."""
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMN_NAMES)
     typed = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
-    # Valid rows, first occurrence of each event_id in the file, not already stored.
-    # Valid rows, first occurrence of each event_id in the file (the anti-join below drops stored ones).
-    idx = staged.idx_sql
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW new_b AS SELECT {typed} FROM checked_b WHERE __reason IS NULL AND {idx} IN "
-        f"(SELECT min({idx}) FROM checked_b WHERE __reason IS NULL GROUP BY \"{TYPED}event_id\")"
-    )
-    valid = con.execute("SELECT count(*) FROM checked_b WHERE __reason IS NULL").fetchall()[0][0]
+    total = con.execute("SELECT count(*) FROM checked_b").fetchall()[0][0]
+    failed = con.execute("SELECT count(*) FROM failed_b").fetchall()[0][0]
     rejected = con.execute(f"SELECT count(*) FROM {staged.rejected}").fetchall()[0][0]
+    valid = total - failed
+    ok = "c.rowid NOT IN (SELECT __rid FROM failed_b)"
+    event_id = f'"{TYPED}event_id"'
     con.execute("BEGIN TRANSACTION")
     try:
+        # Rows to leave out beside the failing ones: later repeats of an event_id within the file, and ids that
+        # are stored already. Both sets are small, so the insert below only anti-joins against small tables
+        # (a join against the whole events table is built on the batch's side, never on the store's).
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE dropped_b AS "
+            f"SELECT c.rowid AS r FROM checked_b c JOIN (SELECT {event_id} AS id, min(rowid) AS first "
+            f"FROM checked_b c WHERE {ok} GROUP BY 1 HAVING count(*) > 1) d ON c.{event_id} = d.id "
+            f"WHERE c.rowid <> d.first AND {ok} "
+            f"UNION SELECT c.rowid FROM checked_b c JOIN events e ON e.event_id = c.{event_id} WHERE {ok}"
+        )
         batch_id = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchall()[0][0]
         stored = con.execute(
-            f"INSERT INTO events ({cols}, batch_id) SELECT n.*, {batch_id} FROM new_b n "
-            f"ANTI JOIN events e ON e.event_id = n.\"{TYPED}event_id\""
+            f"INSERT INTO events ({cols}, batch_id) SELECT {typed}, {batch_id} FROM checked_b "
+            f"WHERE rowid NOT IN (SELECT __rid FROM failed_b) AND rowid NOT IN (SELECT r FROM dropped_b)"
         ).fetchall()[0][0]
         con.execute(
             f"INSERT INTO quarantine SELECT {batch_id}, ?, __row, field, code, detail, raw, "

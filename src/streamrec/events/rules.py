@@ -151,6 +151,17 @@ def kept_raw_columns(staged_types: dict[str, str]) -> list[str]:
 _CONTROL = "'[\\x00-\\x1f\\x7f]'"
 
 
+def invalid_sql(rules: list[Rule]) -> str:
+    """TRUE when any rule fails (a disjunction: a failing row stops at its first failure). The per-id
+    control-character rules are tested together, as one regex over the joined ids."""
+    ids = [r.field for r in rules if r.code == "bad_id"]
+    parts = [f"coalesce(({r.condition}), FALSE)" for r in rules if r.code != "bad_id"]
+    if ids:
+        joined = ", ".join(f'"{TYPED}{name}"' for name in ids)
+        parts.append(f"coalesce(regexp_matches(concat({joined}), {_CONTROL}), FALSE)")
+    return " OR ".join(parts)
+
+
 def reason_index_sql(rules: list[Rule]) -> str:
     """One CASE giving the index of the first failing rule, NULL for a valid row.
 
