@@ -18,8 +18,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-FILES, ROWS = 8, 40_000
-KILLS = 30
+FILES, ROWS = 5, 20_000
+KILLS = 25
 
 
 def make_files(folder: Path) -> tuple[set[str], int]:
