@@ -77,6 +77,21 @@ class PreprocessConfig(BaseModel, extra="forbid"):
     )
 
 
+class RegistryConfig(BaseModel, extra="forbid"):
+    """MLflow tracking and model registry (aliases champion / challenger). A server is only a different URI."""
+
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; default sqlite:///DATA_DIR/mlflow.db")
+    registry_uri: str | None = Field(None, description="MLflow model registry URI; default: the tracking URI")
+    artifact_location: str | None = Field(
+        None, description="artifact root of a new experiment; default DATA_DIR/mlartifacts for a local (sqlite/file) "
+        "store, the server's own default otherwise"
+    )
+    experiment: str = Field("streamrec", min_length=1, description="MLflow experiment that training runs go to")
+    model_name: str = Field("streamrec-recommender", min_length=1, description="registered model name")
+    http_max_retries: int = Field(2, ge=0, description="retries of a request to a tracking server")
+    http_timeout_s: int = Field(30, ge=1, description="seconds before a request to a tracking server fails")
+
+
 class LoggingConfig(BaseModel, extra="forbid"):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_logs: bool = Field(False, alias="json", description="JSON lines (services) instead of console output")
@@ -93,6 +108,7 @@ class Settings(BaseSettings):
     event_store: EventStoreConfig = Field(default_factory=DuckDBEventStoreConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @property

@@ -1,0 +1,13 @@
+"""MLflow tracking and model registry: training runs with lineage, versions, aliases champion / challenger.
+
+MLflow is imported only when a registry is opened, so importing this package stays cheap.
+"""
+
+from streamrec.registry.lineage import code_version, snapshot_of_batches, snapshot_of_interactions
+from streamrec.registry.tracking import LoggedRun
+from streamrec.registry.versions import CHALLENGER, CHAMPION, AliasChange, Registry, VersionInfo, open_registry
+
+__all__ = [
+    "CHALLENGER", "CHAMPION", "AliasChange", "LoggedRun", "Registry", "VersionInfo", "code_version", "open_registry",
+    "snapshot_of_batches", "snapshot_of_interactions",
+]
