@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError as PydanticValidationError
+from pydantic import BaseModel, Field, ValidationError as PydanticValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from streamrec.errors import ConfigError
@@ -92,6 +92,124 @@ class RegistryConfig(BaseModel, extra="forbid"):
     http_timeout_s: int = Field(30, ge=1, description="seconds before a request to a tracking server fails")
 
 
+class SplitConfig(BaseModel, extra="forbid"):
+    """How `train` and `evaluate` hold data out."""
+
+    kind: Literal["temporal", "stratified", "leave_last_n", "strong"] = Field(
+        "temporal", description="temporal: train before a time, test after; stratified: per-user or per-item "
+        "random (Microsoft Recommenders' python_stratified_split); leave_last_n; strong: held-out users"
+    )
+    quantile: float = Field(0.8, gt=0, lt=1, description="temporal: share of the time range used for training")
+    ratio: float = Field(0.75, gt=0, lt=1, description="stratified: share of each group's rows for training")
+    by: Literal["user", "item"] = Field("user", description="stratified: group by user or by item")
+    n: int = Field(1, ge=1, description="leave_last_n: rows per user held out")
+    heldout_users: float = Field(0.2, gt=0, description="strong: share (<1) or number of held-out users")
+    seed: int = 42
+
+
+class TrainConfig(BaseModel, extra="forbid"):
+    """Which models `train` fits and compares, and how the winner is chosen and kept."""
+
+    models: list[str] = Field(
+        default_factory=lambda: ["popularity", "item_knn", "rp3beta", "ease", "als", "bpr"],
+        description="model names (streamrec.models.MODELS) to compare",
+    )
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="hyperparameters per model name")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    k: int = Field(10, ge=1, le=1000, description="the cut-off of the comparison metric")
+    metric: str = Field("ndcg", description="ndcg, recall, precision, map, hit_rate or mrr (at k)")
+    refit_on_all: bool = Field(True, description="refit the winner on all data before registering it")
+    promote: Literal["if_better", "always", "never"] = Field(
+        "if_better", description="make the new version champion: when it beats the champion's metric, always, never"
+    )
+
+
+class FloatDistribution(BaseModel, extra="forbid"):
+    """A float hyperparameter drawn from [low, high] (log scale when `log`)."""
+
+    type: Literal["float"] = "float"
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> "FloatDistribution":
+        _check_range(self.low, self.high, self.log)
+        return self
+
+
+class IntDistribution(BaseModel, extra="forbid"):
+    """An integer hyperparameter drawn from [low, high] (log scale when `log`)."""
+
+    type: Literal["int"] = "int"
+    low: int
+    high: int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> "IntDistribution":
+        _check_range(self.low, self.high, self.log)
+        return self
+
+
+class CategoricalDistribution(BaseModel, extra="forbid"):
+    """A hyperparameter drawn from a list of choices (strings, numbers, booleans)."""
+
+    type: Literal["categorical"] = "categorical"
+    choices: list[str | bool | int | float] = Field(min_length=1)
+
+
+class FixedValue(BaseModel, extra="forbid"):
+    """A hyperparameter held at one value (takes a default one out of the search)."""
+
+    type: Literal["fixed"] = "fixed"
+    value: str | bool | int | float | None
+
+
+Distribution = Annotated[
+    FloatDistribution | IntDistribution | CategoricalDistribution | FixedValue, Field(discriminator="type")
+]
+
+
+def _check_range(low: float, high: float, log: bool) -> None:
+    if low > high:
+        raise ValueError(f"low ({low}) must not exceed high ({high})")
+    if log and low <= 0:
+        raise ValueError(f"a log-scale range needs low > 0, got {low}")
+
+
+class TuningConfig(BaseModel, extra="forbid"):
+    """`streamrec tune`: search spaces, the validation carved from the training part, pruning, study storage."""
+
+    spaces: dict[str, dict[str, Distribution]] = Field(
+        default_factory=dict,
+        description="per model, parameter -> distribution; merged over the built-in space of that model "
+        "(streamrec.tuning.spaces.DEFAULT_SPACES), parameter by parameter; {type='fixed', value=...} pins one",
+    )
+    n_trials: int = Field(30, ge=1, le=100_000, description="trials per `tune` run when neither --trials nor "
+                                                            "--timeout is given")
+    timeout_s: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
+    validation: Literal["stratified", "temporal"] = Field(
+        "stratified", description="how validation is carved from the training part: per-user random, or by time")
+    ratio: float = Field(0.8, gt=0, lt=1, description="stratified: share of each user's rows kept for fitting")
+    quantile: float = Field(0.8, gt=0, lt=1, description="temporal: share of the time range kept for fitting")
+    holdout: bool = Field(
+        True, description="first drop the test part of train.split, so tuning never sees what `train` and "
+        "`evaluate` test on")
+    k: int = Field(10, ge=1, le=1000, description="cut-off of the validation metric")
+    metric: str = Field("ndcg", description="ndcg, recall, precision, map, hit_rate or mrr (at k)")
+    chunks: int = Field(5, ge=1, le=100, description="validation users are scored in this many chunks; the "
+                                                     "running mean is reported after each (pruning steps)")
+    max_val_users: int | None = Field(
+        None, ge=1, description="score at most this many (random) validation users per trial")
+    pruner_startup_trials: int = Field(5, ge=0, description="trials that run to the end before pruning starts")
+    seed: int | None = Field(None, description="sampler and split seed; default: the settings' seed")
+    storage: str | None = Field(None, description="Optuna storage URL; default sqlite:///DATA_DIR/optuna.db")
+    automl_models: list[str] = Field(
+        default_factory=lambda: ["popularity", "item_knn", "rp3beta", "ease", "als", "bpr"],
+        description="model families `tune --automl` searches over")
+
+
 class LoggingConfig(BaseModel, extra="forbid"):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_logs: bool = Field(False, alias="json", description="JSON lines (services) instead of console output")
@@ -108,6 +226,8 @@ class Settings(BaseSettings):
     event_store: EventStoreConfig = Field(default_factory=DuckDBEventStoreConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

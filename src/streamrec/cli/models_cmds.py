@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -22,14 +21,9 @@ REF_HELP = "version number (3 or v3) or alias (champion, challenger)"
 
 
 def _open(ctx: typer.Context) -> "Registry":  # noqa: F821 (imported lazily: MLflow is slow to import)
-    settings = settings_of(ctx)
-    import mlflow  # noqa: F401  (configures its loggers at import; quieten them after)
-
     from streamrec.registry import open_registry
 
-    if settings.logging.level != "debug":
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # "Creating initial MLflow database tables..."
-    return open_registry(settings)
+    return open_registry(settings_of(ctx))
 
 
 def _lineage_table(title: str, rows: list[tuple[str, str]]) -> Table:

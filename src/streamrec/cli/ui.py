@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-console = Console(stderr=False, highlight=False)
+# Not a terminal (CI logs, pipes): wide enough that comparison tables are not cut.
+_probe = Console()
+console = Console(stderr=False, highlight=False, width=None if _probe.is_terminal else 160)
 err_console = Console(stderr=True, highlight=False)
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)

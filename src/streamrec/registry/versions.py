@@ -305,7 +305,17 @@ def _no_progress_bar() -> Iterator[None]:
 
 
 def open_registry(settings: Settings) -> Registry:
-    """The registry configured by `settings.registry` (default: sqlite under settings.data_dir)."""
+    """The registry configured by `settings.registry` (default: sqlite under settings.data_dir).
+
+    MLflow's own INFO lines ("Creating initial MLflow database tables...") are hidden unless the log level is
+    debug; MLflow sets its loggers up when imported, so this happens after the import.
+    """
+    import logging
+
+    import mlflow  # noqa: F401
+
+    if settings.logging.level != "debug":
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     return Registry(settings.registry, settings.data_dir)
 
 
