@@ -56,7 +56,7 @@ def test_recommend_for_listed_and_unknown_users_falls_back_to_popular(tmp_path):
     base = ["--data-dir", str(tmp_path / "d")]
     assert runner.invoke(app, [*base, "train", "--csv", str(data), *CSV_COLS, "--models", "ease", "--split",
                                "stratified", "--no-register"]).exit_code == 0
-    folder = next((tmp_path / "d" / "models").glob("ease-*"))
+    folder = next(p for p in (tmp_path / "d" / "models").glob("ease-*") if p.is_dir())
     users = tmp_path / "users.txt"
     users.write_text("u1\nnewcomer\n")
     out = tmp_path / "recs.csv"
