@@ -76,5 +76,6 @@ def test_ingest_store_and_export_through_the_cli(tmp_path):
 def test_demo_runs_end_to_end(tmp_path):
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "demo", "--size", "tiny"])
     assert result.exit_code == 0, result.output
-    for text in ("events stored", "quarantined: bad_enum", "files skipped by checksum", "interactions out"):
+    for text in ("events stored", "quarantined: bad_enum", "files skipped by checksum", "interactions out",
+                 "model comparison", "champion: "):
         assert text in result.output

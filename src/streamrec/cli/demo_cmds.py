@@ -20,8 +20,11 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(7, help="random seed of the world"),
         fresh: bool = typer.Option(True, help="start from an empty data folder (DATA_DIR/demo)"),
     ) -> None:
-        """Generate a world, ingest it (with a file of broken events), preprocess, and print the summary."""
-        from streamrec.cli import ingest_cmds, preprocess_cmds
+        """Generate a world, ingest it (with a file of broken events), preprocess, train and compare the model zoo,
+        register the champion, and print what each stage did."""
+        from streamrec.cli import ingest_cmds, preprocess_cmds, train_cmds
+        from streamrec.evaluation import write_report
+        from streamrec.training import interactions_from_store, train_and_register
         from streamrec.data.synthetic import WorldConfig, generate_world
         from streamrec.events.runner import ingest_paths
         from streamrec.storage.events import open_event_store
@@ -51,8 +54,17 @@ def register(app: typer.Typer) -> None:
         console.print(f"re-ingesting the world: {sum(b.skipped for b in again.batches)} of {len(again.batches)} "
                       "files skipped by checksum, 0 events stored twice")
 
-        console.rule("3. preprocess: bots, weights, k-core")
+        console.rule("3. preprocess: bots, sessions, weights, k-core")
         preprocess_cmds.print_report(preprocess_cmds.run(settings))
+
+        console.rule("4. train the model zoo, compare on a temporal split, register the best as champion")
+        table = interactions_from_store(settings)
+        with progress_bar("evaluating models") as bar:
+            out = train_and_register(table, settings, item_genres=train_cmds.item_genres(settings), on_progress=bar)
+        console.print(train_cmds.comparison_table(out.evaluation, out.metric))
+        report = write_report(out.evaluation, root / "reports" / "evaluation.html")
+        console.print(f"champion: {out.best} (registry version {out.version}, {out.promote_reason}); "
+                      f"report: {report}")
         console.rule(f"done in {time.perf_counter() - began:.1f}s — data in {root}")
 
 
