@@ -203,6 +203,8 @@ class TuningConfig(BaseModel, extra="forbid"):
     max_val_users: int | None = Field(
         None, ge=1, description="score at most this many (random) validation users per trial")
     pruner_startup_trials: int = Field(5, ge=0, description="trials that run to the end before pruning starts")
+    pruner_warmup_steps: int = Field(
+        1, ge=0, description="chunks a trial always scores before it can be pruned (the first is noisy)")
     seed: int | None = Field(None, description="sampler and split seed; default: the settings' seed")
     storage: str | None = Field(None, description="Optuna storage URL; default sqlite:///DATA_DIR/optuna.db")
     automl_models: list[str] = Field(

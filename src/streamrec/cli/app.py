@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from streamrec.cli import data_cmds, demo_cmds, ingest_cmds, models_cmds, preprocess_cmds, train_cmds
+from streamrec.cli import data_cmds, demo_cmds, ingest_cmds, models_cmds, preprocess_cmds, train_cmds, tune_cmds
 from streamrec.cli.ui import err_console
 from streamrec.errors import StreamrecError
 from streamrec.logs import configure_logging
@@ -27,6 +27,7 @@ app.add_typer(models_cmds.app, name="models")
 ingest_cmds.register(app)
 preprocess_cmds.register(app)
 train_cmds.register(app)
+tune_cmds.register(app)
 demo_cmds.register(app)
 
 
