@@ -64,6 +64,30 @@ class Recommender(ABC):
             raise DataError("training data", "has no interactions")
         if data.n_users < min_users:
             raise DataError("training data", f"has {data.n_users} users; this model needs at least {min_users}")
+        if not np.isfinite(data.matrix.data).all():
+            raise DataError("training data", "has non-finite weights")
+
+    def _check_history(self, history: sparse.spmatrix | sparse.sparray) -> sparse.csr_matrix:
+        """The history as float32 CSR over the training items (fitted model required)."""
+        self._check_fitted()
+        if not sparse.issparse(history) or history.ndim != 2:
+            raise DataError("history", f"expected a 2-d sparse matrix, got {type(history).__name__}")
+        if history.shape[1] != len(self.item_ids_):
+            raise DataError("history", f"has {history.shape[1]} item columns; model '{self.name}' was trained "
+                                       f"on {len(self.item_ids_)} items")
+        return sparse.csr_matrix(history, dtype=np.float32)
+
+    def _check_users(self, users: np.ndarray | None, n_rows: int) -> np.ndarray:
+        """Training row of each history row (-1: unknown); all -1 when `users` is None."""
+        if users is None:
+            return np.full(n_rows, -1, dtype=np.int64)
+        rows = np.asarray(users, dtype=np.int64).reshape(-1)
+        n_known = len(getattr(self, "user_ids_", ()))
+        if len(rows) != n_rows:
+            raise DataError("users", f"has {len(rows)} entries for {n_rows} history rows")
+        if len(rows) and (rows.min() < -1 or rows.max() >= n_known):
+            raise DataError("users", f"row indices must be -1 (unknown) or in [0, {n_known})")
+        return rows
 
     # --- recommending --------------------------------------------------------------------------------
     def recommend(
@@ -112,27 +136,42 @@ class Recommender(ABC):
             raise ConfigError(f"{folder} holds a '{meta['model']}' model, not '{cls.name}'")
         model = cls(meta["config"])
         with np.load(folder / "arrays.npz", allow_pickle=False) as arrays:
+            sparse_names = {n.removesuffix("__csr") for n in arrays.files if n.endswith("__csr")}
+            parts = {f"{n}__{p}" for n in sparse_names for p in ("csr", "data", "indices", "indptr")}
             for name in arrays.files:
-                value = arrays[name]
-                if name.endswith("__csr"):
+                if name in parts:
                     continue
+                value = arrays[name]
                 setattr(model, name, value.astype(object) if name in ("item_ids_", "user_ids_") else value)
-            for name in {n.split("__")[0] for n in arrays.files if n.endswith("__csr")}:
+            for name in sparse_names:
                 setattr(model, name, sparse.csr_matrix(
                     (arrays[f"{name}__data"], arrays[f"{name}__indices"], arrays[f"{name}__indptr"]),
-                    shape=tuple(arrays[f"{name}__csr"])))
+                    shape=tuple(int(d) for d in arrays[f"{name}__csr"])))
         return model
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the k largest scores per row, sorted best first (ties by lower index)."""
-    k = max(0, min(k, scores.shape[1]))
+    """Indices and values of the k largest scores per row, sorted best first; ties go to the lower index.
+
+    Args:
+        scores: (rows × items) finite scores (-inf allowed).
+        k: items per row (capped at the number of items).
+    Returns:
+        (indices int64, values) both (rows × k).
+    """
+    n_rows, n = scores.shape
+    k = max(0, min(k, n))
     if k == 0:
-        return np.zeros((scores.shape[0], 0), np.int64), np.zeros((scores.shape[0], 0), scores.dtype)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        return np.zeros((n_rows, 0), np.int64), np.zeros((n_rows, 0), scores.dtype)
+    part = np.argpartition(scores, n - k, axis=1)[:, n - k:]  # no negated copy of the scores
+    kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
+    # argpartition picks arbitrarily among scores equal to the k-th: re-pick the lowest indices in those rows
+    for row in np.flatnonzero(np.count_nonzero(scores >= kth[:, None], axis=1) > k):
+        above = np.flatnonzero(scores[row] > kth[row])
+        part[row] = np.concatenate([above, np.flatnonzero(scores[row] == kth[row])[: k - len(above)]])
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
-    idx = np.take_along_axis(part, order, axis=1)
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int64, copy=False)
     return idx, np.take_along_axis(scores, idx, axis=1)
 
 

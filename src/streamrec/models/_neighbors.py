@@ -1,0 +1,68 @@
+"""Blocked item-item products shared by the neighbourhood models: dense gram for EASE, sparse top-N for kNN/RP3β."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from scipy import sparse
+
+BLOCK_ELEMENTS = 1 << 24  # dense elements per block: 64 MiB of float32, 128 MiB of float64
+
+
+def row_blocks(n_rows: int, n_cols: int, max_elements: int | None = None) -> Iterator[tuple[int, int]]:
+    """Consecutive [start, stop) row ranges whose dense (rows × n_cols) block stays under `max_elements`."""
+    step = max(1, (max_elements or BLOCK_ELEMENTS) // max(1, n_cols))
+    for start in range(0, n_rows, step):
+        yield start, min(n_rows, start + step)
+
+
+def dense_gram(matrix: sparse.csr_matrix) -> np.ndarray:
+    """`matrix.T @ matrix` as a dense C-ordered float64 array, built block by block (no sparse n² temporary)."""
+    x64 = sparse.csr_matrix(matrix, dtype=np.float64)
+    xt = x64.T.tocsr()
+    n = x64.shape[1]
+    gram = np.empty((n, n), dtype=np.float64)
+    for start, stop in row_blocks(n, n):
+        (xt[start:stop] @ x64).toarray(out=gram[start:stop])
+    return gram
+
+
+def top_n_rows(
+    left: sparse.csr_matrix,
+    right: sparse.csr_matrix,
+    n_neighbors: int,
+    transform: Callable[[np.ndarray, int, int], np.ndarray] | None = None,
+) -> sparse.csr_matrix:
+    """Row-wise top-N of the dense product `left @ right` (square), diagonal excluded, as float32 CSR.
+
+    Args:
+        left, right: factors of the (n × n) item-item product, computed a block of rows at a time.
+        n_neighbors: entries kept per row (the largest positive ones).
+        transform: optional `f(block, start, stop) -> block` applied to each dense row block (e.g. normalisation).
+    Returns:
+        CSR (n × n) float32 with at most `n_neighbors` positive entries per row, indices sorted.
+    """
+    n = left.shape[0]
+    keep = min(n_neighbors, max(n - 1, 1))
+    rows_out, cols_out, vals_out = [], [], []
+    for start, stop in row_blocks(n, right.shape[1]):
+        block = np.asarray((left[start:stop] @ right).toarray(), dtype=np.float32)
+        if transform is not None:
+            block = transform(block, start, stop)
+        block[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        if keep < block.shape[1]:
+            cols = np.argpartition(-block, keep - 1, axis=1)[:, :keep]
+        else:
+            cols = np.broadcast_to(np.arange(block.shape[1]), block.shape)
+        vals = np.take_along_axis(block, cols, axis=1)
+        positive = vals > 0
+        rows_out.append(np.broadcast_to(np.arange(start, stop)[:, None], cols.shape)[positive])
+        cols_out.append(cols[positive])
+        vals_out.append(vals[positive])
+    rows = np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)
+    cols = np.concatenate(cols_out) if cols_out else np.zeros(0, np.int64)
+    vals = np.concatenate(vals_out) if vals_out else np.zeros(0, np.float32)
+    out = sparse.csr_matrix((vals, (rows, cols)), shape=(n, right.shape[1]), dtype=np.float32)
+    out.sort_indices()
+    return out

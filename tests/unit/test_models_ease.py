@@ -1,0 +1,63 @@
+"""EASE: the closed form, its zero diagonal, the in-place inverse and the memory guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from streamrec.data.interactions import Interactions
+from streamrec.errors import ConfigError
+from streamrec.models import _neighbors, create_model
+from streamrec.models.ease import _inverse_spd_inplace
+
+
+def tiny(seed: int = 3, n_users: int = 30, n_items: int = 12) -> Interactions:
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((n_users, n_items)) < 0.3) * rng.uniform(0.5, 2.0, (n_users, n_items))
+    return Interactions(sparse.csr_matrix(dense, dtype=np.float32),
+                        np.array([f"u{i}" for i in range(n_users)], dtype=object),
+                        np.array([f"t{i}" for i in range(n_items)], dtype=object))
+
+
+@pytest.fixture(params=[None, 40], ids=["one-block", "many-blocks"])
+def block_size(request, monkeypatch):
+    """Run with the real block size and with blocks of a few rows, so block edges are exercised."""
+    if request.param:
+        monkeypatch.setattr(_neighbors, "BLOCK_ELEMENTS", request.param)
+    return request.param
+
+
+def test_matches_closed_form_with_zero_diagonal(block_size):
+    data, l2 = tiny(), 5.0
+    model = create_model("ease", l2=l2).fit(data)
+    x = data.matrix.toarray().astype(np.float64)
+    inverse = np.linalg.inv(x.T @ x + l2 * np.eye(data.n_items))
+    expected = np.eye(data.n_items) - inverse / np.diag(inverse)[None, :]
+    assert model.weights_.dtype == np.float32
+    np.testing.assert_array_equal(np.diag(model.weights_), 0.0)
+    np.testing.assert_allclose(model.weights_, expected, atol=1e-5)
+    scores = model.score(data.matrix)
+    np.testing.assert_allclose(scores, x @ expected, rtol=1e-4, atol=1e-4)
+
+
+def test_inplace_inverse_matches_numpy(block_size):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(17, 17))
+    spd = a @ a.T + 17 * np.eye(17)
+    expected = np.linalg.inv(spd)
+    got = _inverse_spd_inplace(spd.copy())
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(got, got.T)
+
+
+def test_larger_penalty_shrinks_weights():
+    data = tiny()
+    small = np.abs(create_model("ease", l2=1.0).fit(data).weights_).sum()
+    large = np.abs(create_model("ease", l2=1000.0).fit(data).weights_).sum()
+    assert large < small
+
+
+def test_catalog_over_max_items_is_refused_before_allocating():
+    with pytest.raises(ConfigError, match="max_items"):
+        create_model("ease", max_items=5).fit(tiny())
