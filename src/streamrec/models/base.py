@@ -163,6 +163,31 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = max(0, min(k, n))
     if k == 0:
         return np.zeros((n_rows, 0), np.int64), np.zeros((n_rows, 0), scores.dtype)
+    if n_rows == 0:
+        return np.zeros((0, k), np.int64), np.zeros((0, k), scores.dtype)
+    # the k-th largest value per row from a partition of the values alone (SIMD, ~3x faster than argpartition),
+    # then every score at or above it: k per row, more where several titles tie with the k-th
+    kth = np.partition(scores, n - k, axis=1)[:, n - k]
+    if np.isnan(kth).any():  # NaN is not a valid score; keep the index-partition path's old behaviour for it
+        return _top_k_by_argpartition(scores, k)
+    flat = np.flatnonzero(scores >= kth[:, None])  # row-major: columns ascending within each row
+    rows, cols = np.divmod(flat, n)  # (2-d np.nonzero is ~10x slower than flatnonzero here)
+    vals = scores[rows, cols]
+    if len(rows) == n_rows * k:  # no ties beyond the k-th: k candidates in every row
+        cols, vals = cols.reshape(n_rows, k), vals.reshape(n_rows, k)
+        order = np.argsort(-vals, axis=1, kind="stable")  # stable: ties keep the lower column first
+        idx = np.take_along_axis(cols, order, axis=1).astype(np.int64, copy=False)
+        return idx, np.take_along_axis(vals, order, axis=1)
+    order = np.lexsort((-vals, rows))  # by row, then best first; stable, so ties keep the lower column first
+    counts = np.bincount(rows, minlength=n_rows)
+    rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    keep = order[rank < k]
+    return cols[keep].astype(np.int64, copy=False).reshape(n_rows, k), vals[keep].reshape(n_rows, k)
+
+
+def _top_k_by_argpartition(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """top_k through an index partition (used only for scores holding NaN)."""
+    n = scores.shape[1]
     part = np.argpartition(scores, n - k, axis=1)[:, n - k:]  # no negated copy of the scores
     kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
     # argpartition picks arbitrarily among scores equal to the k-th: re-pick the lowest indices in those rows
