@@ -30,7 +30,8 @@ from streamrec.tuning import (
 # EASE's BLAS threads cost more than they save on a 110-title catalog: pin one thread to keep the tests fast
 ONE_THREAD = {"num_threads": {"type": "fixed", "value": 1}}
 EASE = {"ease": ONE_THREAD}
-WIDE_EASE = {"ease": {"l2": {"type": "float", "low": 1e-3, "high": 1e6, "log": True}, **ONE_THREAD}}
+PLAIN_EASE = {"session_weight": {"type": "fixed", "value": 0.0}, "session_seconds": {"type": "fixed", "value": 600.0}}
+WIDE_EASE = {"ease": {"l2": {"type": "float", "low": 1e-3, "high": 1e6, "log": True}, **PLAIN_EASE, **ONE_THREAD}}
 
 
 def planted(n_users: int = 200, n_groups: int = 5, group_size: int = 20, per_user: int = 15, n_hits: int = 10,
@@ -113,7 +114,7 @@ def test_toml_overrides_merge_over_the_default_space_per_parameter(tmp_path):
 
 
 def test_a_space_with_only_fixed_values_is_refused():
-    cfg = config(spaces={"ease": {"l2": {"type": "fixed", "value": 5.0}}})
+    cfg = config(spaces={"ease": {"l2": {"type": "fixed", "value": 5.0}, **PLAIN_EASE}})
     with pytest.raises(ConfigError, match="nothing to search"):
         search_space("ease", cfg)
 
@@ -270,7 +271,8 @@ def test_cli_tunes_a_model_from_a_csv_and_continues_the_study(data, tmp_path):
     assert "best trials of study 'ease'" in result.output and "ndcg@5" in result.output
     assert str((tmp_path / "d" / "optuna.db").resolve()) in result.output.replace("\n", "")
     snippet = result.output[result.output.index("[train.params.ease]"):]
-    assert tomllib.loads(snippet)["train"]["params"]["ease"].keys() == {"l2", "num_threads"}
+    assert tomllib.loads(snippet)["train"]["params"]["ease"].keys() == {"l2", "num_threads", "session_weight",
+                                                                          "session_seconds"}
     again = runner.invoke(cli(), [*base, "--trials", "2"])
     assert again.exit_code == 0, again.output
     assert re.search(r"trials this run\W+2\W", again.output) and re.search(r"trials in study\W+5\W", again.output)

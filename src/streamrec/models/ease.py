@@ -18,7 +18,8 @@ from threadpoolctl import threadpool_limits
 
 from streamrec.data.interactions import Interactions
 from streamrec.errors import ConfigError, DataError
-from streamrec.models._neighbors import dense_gram, row_blocks
+from streamrec.logs import get_logger
+from streamrec.models._neighbors import add_session_cooccurrence, dense_gram, row_blocks
 from streamrec.models.base import Recommender
 
 
@@ -28,10 +29,23 @@ class EASEConfig(BaseModel, extra="forbid"):
         40_000, ge=1, le=200_000,
         description="refuse larger catalogs (peak memory is 12·n² bytes: 40k titles ≈ 19 GB)")
     num_threads: int = Field(0, ge=0, le=1024, description="BLAS threads for the gram inversion (0: all cores)")
+    session_weight: float = Field(
+        0.0, ge=0, le=1e4,
+        description="γ: extra co-occurrence for titles a user watched close together in time, "
+                    "γ·exp(−Δt/τ) per pair (0: plain EASE; needs interaction times)")
+    session_seconds: float = Field(1800.0, gt=0, le=1e8, description="τ: time scale of the session kernel, seconds")
+
+
+log = get_logger(__name__)
 
 
 class EASE(Recommender):
-    """Embarrassingly shallow autoencoder: B = I − P·diag(1/diag P), P = (XᵀX + λI)⁻¹, diagonal forced to 0."""
+    """Embarrassingly shallow autoencoder: B = I − P·diag(1/diag P), P = (XᵀX + γ·S + λI)⁻¹, diagonal forced to 0.
+
+    S is the session co-occurrence (`session_weight` γ > 0 and interaction times known): pairs of titles a user
+    watched within minutes of each other count extra, so "watched in the same sitting" weighs more than "both
+    somewhere in the history". γ = 0 is Steck's EASE.
+    """
 
     name = "ease"
     config_type = EASEConfig
@@ -54,7 +68,14 @@ class EASE(Recommender):
             raise ConfigError(f"model 'ease': {n} titles exceed max_items={self.config.max_items} "
                               f"(would need ≈ {12 * n * n / 1e9:.1f} GB); raise max_items or use item_knn")
         gram = dense_gram(data.matrix)
-        gram[np.diag_indices(n)] += self.config.l2
+        cfg = self.config
+        if cfg.session_weight > 0:
+            if data.last_ts is None:
+                log.warning("ease.no_times", detail="session_weight > 0 but the data has no interaction times; "
+                                                    "fitting plain EASE")
+            else:
+                add_session_cooccurrence(gram, data.last_ts, cfg.session_weight, cfg.session_seconds)
+        gram[np.diag_indices(n)] += cfg.l2
         with threadpool_limits(limits=self.config.num_threads or os.cpu_count(), user_api="blas"):
             precision = _inverse_spd_inplace(gram)
         del gram  # same buffer as `precision`
