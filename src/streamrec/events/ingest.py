@@ -24,7 +24,6 @@ from streamrec.events.rules import (
     TYPED,
     build_rules,
     detail_sql,
-    invalid_sql,
     kept_raw_columns,
     reason_index_sql,
     typed_columns,
@@ -98,7 +97,7 @@ def ingest_file(
     finally:
         staged.drop(con)
         con.execute("DROP VIEW IF EXISTS batch_b; DROP TABLE IF EXISTS checked_b; "
-                    "DROP TABLE IF EXISTS failed_b; DROP TABLE IF EXISTS dropped_b; DROP TABLE IF EXISTS rules_b")
+                    "DROP TABLE IF EXISTS dropped_b; DROP TABLE IF EXISTS rules_b")
     report.seconds = time.perf_counter() - started
     log.info("ingest.batch", file=str(path), batch_id=report.batch_id, read=report.read, stored=report.stored,
              duplicates=report.duplicates, quarantined=report.quarantined, seconds=round(report.seconds, 3))
@@ -106,8 +105,8 @@ def ingest_file(
 
 
 def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig) -> None:
-    """Create `checked_b` (typed columns) and `failed_b` (its failing rows), and put those, with reasons, into
-    `rejected`."""
+    """Create `checked_b`: one row per readable record, its typed columns and `__reason` (the index of its first
+    failing rule, NULL when valid); put the failing rows, with reasons, into the staged `rejected` table."""
     check_titles = config.unknown_titles == "quarantine" and _nonempty(con, "titles")
     check_users = config.unknown_users == "quarantine" and _nonempty(con, "users")
     rules = build_rules(config, staged.staged_types, check_titles, check_users)
@@ -119,31 +118,29 @@ def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig)
     raw_cols = ", ".join(f'"{RAW}{c}"' for c in staged.staged_types)
     idx = ", __idx" if staged.idx_sql == "__idx" else ""
     typed_names = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
-    kept = "".join(f', "{RAW}{c}"' for c in kept_raw_columns(staged.staged_types))
+    kept_names = kept_raw_columns(staged.staged_types)
     inner = f"SELECT {raw_cols}{idx}, {', '.join(typed_columns(staged.staged_types))} FROM ({staged.source_sql})"
-    known_cols = ""
     if known:
         inner = f"SELECT *, {', '.join(known)} FROM ({inner})"
-        known_cols = "".join(f", {k.split(' AS ')[-1]}" for k in known)
-    # Two steps, because DuckDB would re-evaluate every typed expression inside each rule that reads it:
-    # (1) one pass over the file materializes the typed values and the few raw columns the rules need;
-    # (2) the rules run over that table; only failing rows get a reason, a detail and their raw text.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT {typed_names}{kept}{idx}{known_cols} FROM ({inner})")
+    # One pass over the file: type every value, run the rules over the typed values, and materialize the typed
+    # columns with the reason index. The raw text of the non-text columns (for error messages) is kept only for
+    # failing rows, so the valid majority is stored once, typed.
+    kept = "".join(f', CASE WHEN __reason IS NOT NULL THEN "{RAW}{c}" END AS "{RAW}{c}"' for c in kept_names)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT {typed_names}{idx}, __reason{kept} "
+        f"FROM (SELECT *, {reason_index_sql(rules)} AS __reason FROM ({inner}))"
+    )
     staged.after_scan(con)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE rules_b AS SELECT * FROM (VALUES "
         + ", ".join(f"({i}, '{r.code}', '{r.field}')" for i, r in enumerate(rules))
         + ") AS t(idx, code, field)"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE failed_b AS SELECT rowid AS __rid, {staged.idx_sql} AS __idx, "
-        f"{reason_index_sql(rules)} AS __reason FROM checked_b WHERE {invalid_sql(rules)}"
-    )
-    shown = {c: (f'{RAW}{c}' if f', "{RAW}{c}"' in kept else f'{TYPED}{c}') for c in staged.staged_types}
+    shown = {c: (f"{RAW}{c}" if c in kept_names else f"{TYPED}{c}") for c in staged.staged_types}
     raw_json = f"left(to_json(struct_pack({', '.join(f'{c} := c.{v}' for c, v in shown.items())}))::VARCHAR, 2000)"
     bad = con.sql(
-        f"SELECT f.__idx, r.code, r.field, {detail_sql(rules, 'f.__reason')} AS detail, {raw_json} AS raw "
-        f"FROM failed_b f JOIN checked_b c ON c.rowid = f.__rid JOIN rules_b r ON r.idx = f.__reason"
+        f"SELECT c.{staged.idx_sql} AS __idx, r.code, r.field, {detail_sql(rules, 'c.__reason')} AS detail, "
+        f"{raw_json} AS raw FROM checked_b c JOIN rules_b r ON r.idx = c.__reason WHERE c.__reason IS NOT NULL"
     ).to_arrow_table()
     if bad.num_rows:
         rows = staged.rows(bad.column("__idx").to_numpy())
@@ -157,28 +154,31 @@ def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, report: BatchRe
     """One transaction: new events, quarantine rows, manifest entry. Nothing is visible until COMMIT."""
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMN_NAMES)
     typed = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
-    total = con.execute("SELECT count(*) FROM checked_b").fetchall()[0][0]
-    failed = con.execute("SELECT count(*) FROM failed_b").fetchall()[0][0]
+    valid = con.execute("SELECT count(*) FROM checked_b WHERE __reason IS NULL").fetchall()[0][0]
     rejected = con.execute(f"SELECT count(*) FROM {staged.rejected}").fetchall()[0][0]
-    valid = total - failed
-    ok = "c.rowid NOT IN (SELECT __rid FROM failed_b)"
     event_id = f'"{TYPED}event_id"'
     con.execute("BEGIN TRANSACTION")
     try:
-        # Rows to leave out beside the failing ones: later repeats of an event_id within the file, and ids that
-        # are stored already. Both sets are small, so the insert below only anti-joins against small tables
-        # (a join against the whole events table is built on the batch's side, never on the store's).
+        # Valid rows to leave out: later repeats of an event_id within the file (the first valid one in file
+        # order is kept), and ids that are stored already (a join against the whole events table is built on
+        # the batch's side, never on the store's; an empty store needs none).
+        stored_before = ""
+        if _nonempty(con, "events"):
+            stored_before = (f" UNION SELECT c.rowid FROM checked_b c JOIN events e ON e.event_id = c.{event_id} "
+                             "WHERE c.__reason IS NULL")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE dropped_b AS "
-            f"SELECT c.rowid AS r FROM checked_b c JOIN (SELECT {event_id} AS id, min(rowid) AS first "
-            f"FROM checked_b c WHERE {ok} GROUP BY 1 HAVING count(*) > 1) d ON c.{event_id} = d.id "
-            f"WHERE c.rowid <> d.first AND {ok} "
-            f"UNION SELECT c.rowid FROM checked_b c JOIN events e ON e.event_id = c.{event_id} WHERE {ok}"
+            f"SELECT c.rowid AS r FROM checked_b c SEMI JOIN (SELECT {event_id} AS id, min(rowid) AS first "
+            f"FROM checked_b WHERE __reason IS NULL GROUP BY 1 HAVING count(*) > 1) d "
+            f"ON c.{event_id} = d.id AND c.rowid <> d.first WHERE c.__reason IS NULL{stored_before}"
         )
+        # That set is small: deleting it from the batch table (rather than anti-joining in the insert) keeps the
+        # insert a plain filtered scan, which DuckDB runs as an ordered, parallel batch insert.
+        if _nonempty(con, "dropped_b"):
+            con.execute("DELETE FROM checked_b WHERE rowid IN (SELECT r FROM dropped_b)")
         batch_id = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchall()[0][0]
         stored = con.execute(
-            f"INSERT INTO events ({cols}, batch_id) SELECT {typed}, {batch_id} FROM checked_b "
-            f"WHERE rowid NOT IN (SELECT __rid FROM failed_b) AND rowid NOT IN (SELECT r FROM dropped_b)"
+            f"INSERT INTO events ({cols}, batch_id) SELECT {typed}, {batch_id} FROM checked_b WHERE __reason IS NULL"
         ).fetchall()[0][0]
         con.execute(
             f"INSERT INTO quarantine SELECT {batch_id}, ?, __row, field, code, detail, raw, "

@@ -36,6 +36,12 @@ def _shown(sql: str) -> str:
     return f"coalesce(left(CAST({sql} AS VARCHAR), 40), 'NULL')"
 
 
+def _utc(timestamptz: str) -> str:
+    """A TIMESTAMPTZ as the UTC TIMESTAMP, from its epoch value (no time-zone library call per row; infinite
+    values, which have no epoch, keep the plain cast)."""
+    return f"coalesce(make_timestamp(epoch_us({timestamptz})), TRY_CAST({timestamptz} AS TIMESTAMP))"
+
+
 def typed_expression(column: Column, staged_type: str | None) -> str:
     """SQL turning the staged raw column into the canonical type (NULL when it cannot be read)."""
     raw = f'"{RAW}{column.name}"'
@@ -48,12 +54,14 @@ def typed_expression(column: Column, staged_type: str | None) -> str:
             # milliseconds when the number is > 1e11. COALESCE only evaluates later branches for the misses.
             number = f"TRY_CAST(trim({raw}) AS DOUBLE)"
             return (
-                f"coalesce(TRY_CAST(TRY_CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP), "
-                f"TRY_CAST(TRY_CAST(trim({raw}) AS TIMESTAMPTZ) AS TIMESTAMP), "
+                f"coalesce({_utc(f'TRY_CAST({raw} AS TIMESTAMPTZ)')}, "
+                f"{_utc(f'TRY_CAST(trim({raw}) AS TIMESTAMPTZ)')}, "
                 f"CASE WHEN regexp_full_match(trim({raw}), '-?[0-9]{{1,14}}(\\.[0-9]+)?') THEN "
                 f"make_timestamp(TRY_CAST(CASE WHEN abs({number}) > 1e11 THEN {number} * 1000 "
                 f"ELSE {number} * 1000000 END AS BIGINT)) END)"
             )
+        if staged_type in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+            return _utc(raw)
         if any(k in staged_type for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL")):
             return (
                 f"CASE WHEN abs({raw}) > 1e11 THEN make_timestamp(TRY_CAST({raw} * 1000 AS BIGINT)) "
@@ -63,7 +71,8 @@ def typed_expression(column: Column, staged_type: str | None) -> str:
     if column.sql_type == "VARCHAR":
         return f"CAST({raw} AS VARCHAR)" if staged_type not in ("VARCHAR", "STRING") else raw
     if column.sql_type in ("INTEGER", "DOUBLE") and staged_type in ("VARCHAR", "STRING"):
-        return f"TRY_CAST(trim({raw}) AS {column.sql_type})"
+        # The cast itself skips ASCII spaces; trim (which also strips Unicode spaces) only runs where it fails.
+        return f"coalesce(TRY_CAST({raw} AS {column.sql_type}), TRY_CAST(trim({raw}) AS {column.sql_type}))"
     return f"TRY_CAST({raw} AS {column.sql_type})"
 
 
@@ -104,15 +113,18 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
         if is_text and not is_id:  # ids get the wider control-character rule below
             rules.append(Rule("nul_byte", column.name, f"contains({typed}, chr(0))", _q("contains a NUL byte")))
         if is_text and column.max_len is not None:
-            rules.append(Rule("too_long", column.name, f"length({typed}) > {column.max_len}",
+            # strlen (bytes, O(1)) >= length (characters), so only a long byte string pays for counting characters.
+            rules.append(Rule("too_long", column.name,
+                              f"strlen({typed}) > {column.max_len} AND length({typed}) > {column.max_len}",
                               f"'is ' || length({typed}) || ' characters, more than {column.max_len}'"))
         if is_id:
             rules.append(Rule("bad_id", column.name, f"regexp_matches({typed}, '[\\x00-\\x1f\\x7f]')",
                               f"CASE WHEN contains({typed}, chr(0)) THEN 'contains a NUL byte' "
                               "ELSE 'contains control characters' END"))
         if column.sql_type != "VARCHAR":
-            rules.append(Rule("bad_type", column.name, f"{raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> '' "
-                              f"AND {typed} IS NULL",
+            # The typed test first: the raw value is only cast to text for the rows that did not read.
+            rules.append(Rule("bad_type", column.name, f"{typed} IS NULL AND {raw} IS NOT NULL "
+                              f"AND trim(CAST({raw} AS VARCHAR)) <> ''",
                               f"'cannot read ' || {_shown(raw)} || ' as {column.sql_type.lower()}'"))
         if column.sql_type == "DOUBLE":
             rules.append(Rule("out_of_range", column.name, f"NOT isfinite({typed})",
@@ -132,7 +144,9 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
                       f"'is ' || {_shown(chr(34) + TYPED + 'ts' + chr(34))} || ', in the future'"))
     for event_type, fields in TYPE_REQUIRES.items():
         for name in fields:
-            rules.append(Rule("type_field_missing", name, f"\"{TYPED}type\" = {_q(event_type)} AND \"{TYPED}{name}\" IS NULL",
+            # The NULL test first: cheaper than the string comparison, and rows that have the field skip that.
+            rules.append(Rule("type_field_missing", name,
+                              f"\"{TYPED}{name}\" IS NULL AND \"{TYPED}type\" = {_q(event_type)}",
                               _q(f"{event_type} events need {name}")))
     if check_titles:
         rules.append(Rule("unknown_title", "item_id", "NOT known_title",
@@ -151,32 +165,22 @@ def kept_raw_columns(staged_types: dict[str, str]) -> list[str]:
 _CONTROL = "'[\\x00-\\x1f\\x7f]'"
 
 
-def invalid_sql(rules: list[Rule]) -> str:
-    """TRUE when any rule fails (a disjunction: a failing row stops at its first failure). The per-id
-    control-character rules are tested together, as one regex over the joined ids."""
-    ids = [r.field for r in rules if r.code == "bad_id"]
-    parts = [f"coalesce(({r.condition}), FALSE)" for r in rules if r.code != "bad_id"]
-    if ids:
-        joined = ", ".join(f'"{TYPED}{name}"' for name in ids)
-        parts.append(f"coalesce(regexp_matches(concat({joined}), {_CONTROL}), FALSE)")
-    return " OR ".join(parts)
-
-
 def reason_index_sql(rules: list[Rule]) -> str:
     """One CASE giving the index of the first failing rule, NULL for a valid row.
 
     The per-id control-character rules are tested together first (one regex over the joined ids instead of
-    one per column); only a row that fails it pays for finding which id it was.
+    one per column); only a row that fails it pays for finding which id it was. A condition that is NULL does
+    not match a WHEN, so the conditions need no coalesce (which would cost a pass per rule over every row).
     """
     ids = [(i, r) for i, r in enumerate(rules) if r.code == "bad_id"]
     whens = []
     for i, rule in enumerate(rules):
         if rule.code != "bad_id":
-            whens.append(f"WHEN coalesce(({rule.condition}), FALSE) THEN {i}")
+            whens.append(f"WHEN ({rule.condition}) THEN {i}")
         elif i == ids[0][0]:
             joined = ", ".join(f'"{TYPED}{r.field}"' for _, r in ids)
-            which = " ".join(f"WHEN coalesce(({r.condition}), FALSE) THEN {j}" for j, r in ids)
-            whens.append(f"WHEN coalesce(regexp_matches(concat({joined}), {_CONTROL}), FALSE) THEN CASE {which} END")
+            which = " ".join(f"WHEN ({r.condition}) THEN {j}" for j, r in ids)
+            whens.append(f"WHEN regexp_matches(concat({joined}), {_CONTROL}) THEN CASE {which} END")
     return f"CASE {' '.join(whens)} ELSE NULL END"
 
 
