@@ -12,23 +12,23 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
 
-def _load(name: str) -> dict | None:
+def load(name: str) -> dict | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _table(header: list[str], rows: list[list[object]]) -> str:
+def table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(f"{c:,}" if isinstance(c, int) else str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**NOT met**"
 
 
 def ingest() -> str:
-    r = _load("ingest")
+    r = load("ingest")
     if not r:
         return ""
     rows, verdicts = [], []
@@ -36,7 +36,7 @@ def ingest() -> str:
         rows.append([fmt, f["file_mb"], f["duckdb_plain_s"], f["streamrec_s"], f["duckdb_plain_events_per_s"],
                      f["streamrec_events_per_s"], f"**{f['ratio_vs_duckdb']:.2f}×**", f["stored"], f["duplicates"],
                      f["quarantined"]])
-        verdicts.append(f"{fmt}: {_verdict(f['ratio_vs_duckdb'] >= 0.5)}")
+        verdicts.append(f"{fmt}: {verdict(f['ratio_vs_duckdb'] >= 0.5)}")
     return "\n".join([
         "## Ingestion: validated, deduplicated, atomic vs DuckDB's plain load (issue 2)",
         "",
@@ -46,7 +46,7 @@ def ingest() -> str:
         "streamrec's side is the whole `ingest_file`: checksum and manifest, every validation rule, quarantine, "
         "dedup within the file and against the store, one transaction.",
         "",
-        _table(["format", "MB", "DuckDB s", "streamrec s", "DuckDB ev/s", "streamrec ev/s", "ratio", "stored",
+        table(["format", "MB", "DuckDB s", "streamrec s", "DuckDB ev/s", "streamrec ev/s", "ratio", "stored",
                 "duplicates", "quarantined"], rows),
         "",
         f"Target ≥ 0.5× DuckDB's rate — {'; '.join(verdicts)}.",
@@ -55,14 +55,14 @@ def ingest() -> str:
 
 
 def generate() -> str:
-    r = _load("generate")
+    r = load("generate")
     if not r:
         return ""
     rows = [[x["size"], x["events"], x["seconds"], x["events_per_s"], x["peak_rss_mib"], x["disk_mib"],
              x["peer_seconds"], x["ratio_to_peer"]] for x in r["results"]]
     big = next((x for x in r["results"] if x["size"] == "20M"), None)
-    verdict = (f"20M events in {big['seconds']:.0f} s (target < 600 s: {_verdict(big['seconds'] < 600)}), peak "
-               f"{big['peak_rss_mib']:.0f} MiB (target < 8192 MiB: {_verdict(big['peak_rss_mib'] < 8192)})."
+    summary = (f"20M events in {big['seconds']:.0f} s (target < 600 s: {verdict(big['seconds'] < 600)}), peak "
+               f"{big['peak_rss_mib']:.0f} MiB (target < 8192 MiB: {verdict(big['peak_rss_mib'] < 8192)})."
                if big else "")
     return "\n".join([
         "## Synthetic world generation (issue 2)",
@@ -70,15 +70,15 @@ def generate() -> str:
         f"`{r['command']}` ({r['machine']['cores']} cores). Peer: re-encoding the same events' Parquet parts, "
         "measured in the same run (the ratio is steadier than wall time on a shared machine).",
         "",
-        _table(["size", "events", "seconds", "events/s", "peak RSS MiB", "disk MiB", "peer s", "× peer"], rows),
+        table(["size", "events", "seconds", "events/s", "peak RSS MiB", "disk MiB", "peer s", "× peer"], rows),
         "",
-        verdict,
+        summary,
         "",
     ])
 
 
 def movielens() -> str:
-    r = _load("load_movielens")
+    r = load("load_movielens")
     if not r:
         return ""
     e2e = r.get("end_to_end") or {}
@@ -94,7 +94,7 @@ def movielens() -> str:
         f"{r['counts']['tags']:,} tags. Peer: pyarrow reading ratings.csv and writing it as Parquet unchanged: "
         f"{r['peer_seconds']} s (load = {r['ratio_vs_peer']}× peer).",
         "",
-        _table(["stage", "seconds", "rows/s"], rows),
+        table(["stage", "seconds", "rows/s"], rows),
         "",
         (f"Stored {e2e['stored']:,}, quarantined {e2e['quarantined']:,}; {e2e['interactions']:,} interactions, "
          f"{e2e['bot_users']} bot users." if e2e else ""),

@@ -5,26 +5,13 @@ Found by bench/render.py (it calls `section()` of every bench/render_*.py); read
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-RESULT = Path(__file__).resolve().parent / "results" / "train_speed.json"
-
-
-def _table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(f"{c:,}" if isinstance(c, int) else str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "**NOT met**"
+from render import load, table as _table, verdict as _verdict  # bench/ is on sys.path under render.py
 
 
 def section() -> str:
-    if not RESULT.exists():
+    r = load("train_speed")
+    if r is None:
         return ""
-    r = json.loads(RESULT.read_text())
     m, d = r["machine"], r["data"]
     lines = [
         "## Model training and scoring speed (issue 3)",
@@ -35,8 +22,7 @@ def section() -> str:
         f"(shared machine). Data: {d['source']} {d['users']:,} users × {d['items']:,} titles, {d['nnz']:,} "
         "pairs" + (" (Zipf title popularity, log-normal user activity)" if d["source"] == "synthetic" else "")
         + (", ML-20M scale. " if d["nnz"] >= 19_000_000 else ". ")
-        + 
-        f"Whole run {r['wall_seconds']:.0f} s.",
+        +         f"Whole run {r['wall_seconds']:.0f} s.",
         "",
     ]
     rows, verdicts = [], []
