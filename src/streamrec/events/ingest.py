@@ -173,13 +173,18 @@ def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, report: BatchRe
             f"ON c.{event_id} = d.id AND c.rowid <> d.first WHERE c.__reason IS NULL{stored_before}"
         )
         # That set is small: deleting it from the batch table (rather than anti-joining in the insert) keeps the
-        # insert a plain filtered scan, which DuckDB runs as an ordered, parallel batch insert.
+        # insert a plain filtered scan, which DuckDB runs as a parallel batch insert.
         if _nonempty(con, "dropped_b"):
             con.execute("DELETE FROM checked_b WHERE rowid IN (SELECT r FROM dropped_b)")
         batch_id = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchall()[0][0]
-        stored = con.execute(
-            f"INSERT INTO events ({cols}, batch_id) SELECT {typed}, {batch_id} FROM checked_b WHERE __reason IS NULL"
-        ).fetchall()[0][0]
+        # Row order inside the events table carries no meaning (dedup already chose the first occurrence), so the
+        # insert may write in whatever order its threads finish.
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            stored = con.execute(f"INSERT INTO events ({cols}, batch_id) SELECT {typed}, {batch_id} "
+                                 "FROM checked_b WHERE __reason IS NULL").fetchall()[0][0]
+        finally:
+            con.execute("RESET preserve_insertion_order")
         con.execute(
             f"INSERT INTO quarantine SELECT {batch_id}, ?, __row, field, code, detail, raw, "
             f"now() AT TIME ZONE 'UTC' FROM {staged.rejected} ORDER BY __row",
