@@ -79,6 +79,6 @@ def section() -> str:
         "machine; users per CPU-second is the steadier figure. EASE scores with a sparse history × dense "
         "titles × titles product: (titles watched) × (catalog) multiply-adds per user, about 2.9 M at this scale, "
         "bound by memory bandwidth rather than by streamrec's code; at ML-20M scale the all-user batch job is the "
-        "factor model's, which meets the target, while EASE reaches it on catalogs of a few thousand titles.")
+        "factor model's, which meets the target.")
     lines += notes + ["", "Targets — " + "; ".join(verdicts) + ".", ""]
     return "\n".join(lines)
