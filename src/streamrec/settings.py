@@ -192,6 +192,9 @@ class TuningConfig(BaseModel, extra="forbid"):
     validation: Literal["stratified", "temporal"] = Field(
         "stratified", description="how validation is carved from the training part: per-user random, or by time")
     ratio: float = Field(0.8, gt=0, lt=1, description="stratified: share of each user's rows kept for fitting")
+    folds: int = Field(
+        1, ge=1, le=10, description="stratified: validation folds (seeds seed, seed+1, ...); a trial's value is the "
+        "mean over all of them — less noise between close configurations, at folds × the cost")
     quantile: float = Field(0.8, gt=0, lt=1, description="temporal: share of the time range kept for fitting")
     holdout: bool = Field(
         True, description="first drop the test part of train.split, so tuning never sees what `train` and "

@@ -21,6 +21,7 @@ from streamrec.tuning import (
     DEFAULT_SPACES,
     automl,
     make_validation,
+    make_validations,
     score_params,
     search_space,
     training_part,
@@ -302,3 +303,29 @@ def test_cli_needs_a_model_or_automl(tmp_path):
     assert isinstance(result.exception, ConfigError) and "--automl" in str(result.exception)
     result = runner.invoke(cli(), ["--data-dir", str(tmp_path), "tune", "ease", "--automl"])
     assert isinstance(result.exception, ConfigError)
+
+
+# --- validation folds ------------------------------------------------------------------------------------------------
+def test_folds_are_different_draws_and_a_trial_scores_their_mean(data):
+    folds = make_validations(data, "stratified", seed=7, folds=3)
+    assert [f.params["seed"] for f in folds] == [7, 8, 9]
+    assert (folds[0].train.matrix != folds[1].train.matrix).nnz > 0  # the same counts per user, other rows
+    params = {"l2": 100.0, "num_threads": 1, "session_weight": 0.0}
+    each = [score_params("ease", params, fold) for fold in folds]
+    users = [fold.n_users for fold in folds]
+    assert score_params("ease", params, folds) == pytest.approx(np.average(each, weights=users))
+    assert score_params("ease", params, folds[:1]) == pytest.approx(each[0])
+
+
+def test_a_study_on_three_folds_records_them_and_its_values_are_the_mean(data):
+    cfg = config(spaces=WIDE_EASE, folds=3)
+    result = tune(data, "ease", cfg, n_trials=3, seed=7)
+    assert result.validation["folds"] == 3
+    best = next(t for t in result.trials if t.number == result.best_trial)
+    folds = make_validations(data, "stratified", seed=7, folds=3)
+    assert score_params("ease", best.params, folds) == pytest.approx(result.best_value)
+
+
+def test_a_temporal_validation_has_one_fold(data):
+    with pytest.raises(ConfigError, match="one fold"):
+        tune(data, "ease", config(validation="temporal", folds=2), n_trials=1)

@@ -19,11 +19,11 @@ CSV_HELP = "tune on this user,item,rating[,timestamp] CSV instead of the event s
 
 
 def tuning_settings(settings: Settings, k: Optional[int], metric: Optional[str], validation: Optional[str],
-                    split: Optional[str]) -> Settings:
+                    split: Optional[str], folds: Optional[int] = None) -> Settings:
     """The settings with the command's flags applied (validated like the file)."""
     tuning = settings.tuning.model_dump()
-    tuning.update({key: value for key, value in {"k": k, "metric": metric, "validation": validation}.items()
-                   if value is not None})
+    flags = {"k": k, "metric": metric, "validation": validation, "folds": folds}
+    tuning.update({key: value for key, value in flags.items() if value is not None})
     train = settings.train.model_dump()
     if split:
         train["split"]["kind"] = split
@@ -99,8 +99,8 @@ def print_result(result: Any, top: int) -> None:
         ("study", result.study_name), ("stored in", result.storage),
         ("trials this run", result.new_trials), ("trials in study", len(result.trials)),
         *((f"  {state.lower()}", n) for state, n in sorted(counts.items())),
-        ("validation", f"{result.validation.get('kind')}, {result.validation.get('users', 0):,} users in "
-                       f"{result.validation.get('chunks')} chunks"),
+        ("validation", f"{result.validation.get('kind')}, {result.validation.get('folds', 1)} fold(s), "
+                       f"{result.validation.get('users', 0):,} users in {result.validation.get('chunks')} chunks"),
     ]
     if result.best_trial is None:
         rows.append(("best", "no finished trial yet"))
@@ -130,6 +130,8 @@ def register(app: typer.Typer) -> None:
         k: Optional[int] = typer.Option(None, "--k", min=1, help="cut-off of the validation metric (default 10)"),
         metric: Optional[str] = typer.Option(None, "--metric", help="ndcg, recall, precision, map, hit_rate or mrr"),
         validation: Optional[str] = typer.Option(None, "--validation", help="stratified or temporal"),
+        folds: Optional[int] = typer.Option(None, "--folds", min=1, max=10,
+                                            help="stratified validation folds; trials score their mean (default 1)"),
         split: Optional[str] = typer.Option(None, "--split", help="the train/test split whose test part tuning never "
                                                                   "sees: temporal, stratified, leave_last_n, strong"),
         top: int = typer.Option(10, "--top", min=1, help="best trials shown"),
@@ -155,7 +157,7 @@ def register(app: typer.Typer) -> None:
                               else "tune: give a MODEL to tune, or --automl to compare model families")
         if models and not automl:
             raise ConfigError("tune: --models goes with --automl")
-        settings = tuning_settings(settings_of(ctx), k, metric, validation, split)
+        settings = tuning_settings(settings_of(ctx), k, metric, validation, split, folds)
         if settings.logging.level != "debug":
             optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial otherwise
             logging.getLogger("alembic").setLevel(logging.WARNING)

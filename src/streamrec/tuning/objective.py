@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +107,21 @@ def make_validation(
                           tuple((int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])), params)
 
 
+def make_validations(table: pa.Table, kind: str = "stratified", ratio: float = 0.8, quantile: float = 0.8,
+                     seed: int = 42, chunks: int = 5, max_users: int | None = None,
+                     folds: int = 1) -> list[ValidationData]:
+    """`folds` validation splits of the training data (stratified: seeds seed, seed + 1, ...); trials are scored
+    on all of them, because one fold's noise can outweigh the gap between two good configurations.
+
+    Raises:
+        ConfigError: several folds asked of a temporal validation (it has one: the end of the training period).
+    """
+    if folds > 1 and kind != "stratified":
+        raise ConfigError(f"tuning: a {kind} validation has one fold (the end of the training period); "
+                          "set tuning.folds = 1 or tuning.validation = 'stratified'")
+    return [make_validation(table, kind, ratio, quantile, seed + fold, chunks, max_users) for fold in range(folds)]
+
+
 def suggest(trial: optuna.Trial, space: Mapping[str, Distribution], prefix: str = "") -> dict[str, Any]:
     """Draw one value per parameter of `space` (Optuna names them `prefix + parameter`); fixed values pass through."""
     params: dict[str, Any] = {}
@@ -128,34 +143,40 @@ def suggest(trial: optuna.Trial, space: Mapping[str, Distribution], prefix: str 
 def score_params(
     model: str,
     params: Mapping[str, Any],
-    data: ValidationData,
+    data: ValidationData | Sequence[ValidationData],
     k: int = 10,
     metric: str = "ndcg",
     trial: optuna.Trial | None = None,
 ) -> float:
-    """Fit `model` with `params` on the fitting part and return the mean metric@k over the validation users.
+    """Fit `model` with `params` on each fold's fitting part and return the mean metric@k over the validation users
+    of all folds.
 
     With a `trial`, the running mean is reported after each chunk of users and the trial is pruned
     (`optuna.TrialPruned`) when the study's pruner says so.
     """
     from streamrec.models import create_model
 
+    folds = [data] if isinstance(data, ValidationData) else list(data)
     measure = metric_function(metric)
-    began = time.perf_counter()
-    recommender = create_model(model, dict(params)).fit(data.train)
-    if trial is not None:
-        trial.set_user_attr("fit_seconds", round(time.perf_counter() - began, 4))
-    total, n = 0.0, 0
-    for step, (start, stop) in enumerate(data.chunks):
-        idx, scores = recommender.recommend(data.history[start:stop], k, users=data.rows[start:stop])
-        recs = np.full((stop - start, k), -1, dtype=np.int64)
-        recs[:, :idx.shape[1]] = np.where(np.isfinite(scores), idx, -1)
-        total += float(measure(recs, data.relevant[start:stop], k).sum())
-        n += stop - start
+    total, n, step, fit_seconds = 0.0, 0, 0, 0.0
+    n_all = sum(fold.n_users for fold in folds)
+    for fold in folds:
+        began = time.perf_counter()
+        recommender = create_model(model, dict(params)).fit(fold.train)
+        fit_seconds += time.perf_counter() - began
         if trial is not None:
-            trial.report(total / n, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"{metric}@{k} {total / n:.4f} after {n} of {data.n_users} users")
+            trial.set_user_attr("fit_seconds", round(fit_seconds, 4))
+        for start, stop in fold.chunks:
+            idx, scores = recommender.recommend(fold.history[start:stop], k, users=fold.rows[start:stop])
+            recs = np.full((stop - start, k), -1, dtype=np.int64)
+            recs[:, :idx.shape[1]] = np.where(np.isfinite(scores), idx, -1)
+            total += float(measure(recs, fold.relevant[start:stop], k).sum())
+            n += stop - start
+            if trial is not None:
+                trial.report(total / n, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"{metric}@{k} {total / n:.4f} after {n} of {n_all} users")
+            step += 1
     return total / max(n, 1)
 
 

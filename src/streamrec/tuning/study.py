@@ -22,7 +22,7 @@ from streamrec.logs import get_logger
 from streamrec.settings import FixedValue, Settings, SplitConfig, TuningConfig
 from streamrec.tuning.objective import (
     ValidationData,
-    make_validation,
+    make_validations,
     metric_function,
     score_params,
     suggest,
@@ -153,7 +153,7 @@ def tune(
 
     study = _study(study_name or model, storage, meta, config, seed)
     new = _optimize(study, objective, n_trials, timeout_s, config, on_trial)
-    return _result(study, storage, meta, {model: space}, new, data, single=model)
+    return _result(study, storage, meta, {model: space}, new, single=model)
 
 
 def automl(
@@ -193,22 +193,22 @@ def automl(
 
     study = _study(study_name or "automl-" + "-".join(sorted(families)), storage, meta, config, seed)
     new = _optimize(study, objective, n_trials, timeout_s, config, on_trial)
-    return _result(study, storage, meta, spaces, new, data, single=None)
+    return _result(study, storage, meta, spaces, new, single=None)
 
 
 # --- steps ------------------------------------------------------------------------------------------------------
 def _validation(table: pa.Table, config: TuningConfig, seed: int,
-                holdout: SplitConfig | None) -> tuple[ValidationData, int]:
+                holdout: SplitConfig | None) -> tuple[list[ValidationData], int]:
     metric_function(config.metric)  # fail on a bad metric before any work
     seed = config.seed if config.seed is not None else seed
     if holdout is not None:
         table = training_part(table, holdout)
-    data = make_validation(table, config.validation, config.ratio, config.quantile, seed, config.chunks,
-                           config.max_val_users)
-    return data, seed
+    folds = make_validations(table, config.validation, config.ratio, config.quantile, seed, config.chunks,
+                             config.max_val_users, config.folds)
+    return folds, seed
 
 
-def _meta(config: TuningConfig, data: ValidationData, table: pa.Table, spaces: Mapping[str, Space],
+def _meta(config: TuningConfig, folds: list[ValidationData], table: pa.Table, spaces: Mapping[str, Space],
           holdout: SplitConfig | None) -> dict[str, Any]:
     fingerprint = {"rows": table.num_rows}
     for col in ("user_id", "item_id"):
@@ -220,7 +220,8 @@ def _meta(config: TuningConfig, data: ValidationData, table: pa.Table, spaces: M
         "spaces": {m: space_to_json(s) for m, s in spaces.items()},
         "metric": config.metric,
         "k": config.k,
-        "validation": data.params,
+        # one fold keeps the meaning studies stored before folds existed had, so they can still be continued
+        "validation": folds[0].params if len(folds) == 1 else {**folds[0].params, "folds": len(folds)},
         "holdout": holdout.model_dump(mode="json") if holdout is not None else None,
         "data": fingerprint,
     }
@@ -275,7 +276,7 @@ def _optimize(study: optuna.Study, objective: Callable[[optuna.Trial], float], n
 
 
 def _result(study: optuna.Study, storage: str | None, meta: dict[str, Any], spaces: Mapping[str, Space],
-            new_trials: int, data: ValidationData, single: str | None) -> TuneResult:
+            new_trials: int, single: str | None) -> TuneResult:
     rows = [_row(t, single, spaces) for t in study.trials]
     done = [r for r in rows if r.state == "COMPLETE" and r.value is not None and math.isfinite(r.value)]
     best = max(done, key=lambda r: (r.value, -r.number), default=None)
@@ -294,7 +295,7 @@ def _result(study: optuna.Study, storage: str | None, meta: dict[str, Any], spac
         best_trial=best.number if best else None,
         trials=rows,
         new_trials=new_trials,
-        validation=dict(data.params),
+        validation=dict(meta["validation"]),
         ranking=ranking,
     )
 
