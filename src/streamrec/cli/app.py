@@ -9,7 +9,16 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from streamrec.cli import data_cmds, demo_cmds, ingest_cmds, models_cmds, preprocess_cmds, train_cmds, tune_cmds
+from streamrec.cli import (
+    data_cmds,
+    demo_cmds,
+    features_cmds,
+    ingest_cmds,
+    models_cmds,
+    preprocess_cmds,
+    train_cmds,
+    tune_cmds,
+)
 from streamrec.cli.ui import err_console
 from streamrec.errors import StreamrecError
 from streamrec.logs import configure_logging
@@ -24,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(data_cmds.app, name="data")
 app.add_typer(models_cmds.app, name="models")
+app.add_typer(features_cmds.app, name="features")
 ingest_cmds.register(app)
 preprocess_cmds.register(app)
 train_cmds.register(app)

@@ -20,9 +20,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(7, help="random seed of the world"),
         fresh: bool = typer.Option(True, help="start from an empty data folder (DATA_DIR/demo)"),
     ) -> None:
-        """Generate a world, ingest it (with a file of broken events), preprocess, train and compare the model zoo,
-        register the champion, and print what each stage did."""
-        from streamrec.cli import ingest_cmds, preprocess_cmds, train_cmds
+        """Generate a world, ingest it (with a file of broken events), preprocess, build the feature snapshot, train
+        and compare the model zoo, register the champion, and print what each stage did."""
+        from streamrec.cli import features_cmds, ingest_cmds, preprocess_cmds, train_cmds
         from streamrec.evaluation import write_report
         from streamrec.training import interactions_from_store, train_and_register
         from streamrec.data.synthetic import WorldConfig, generate_world
@@ -57,7 +57,10 @@ def register(app: typer.Typer) -> None:
         console.rule("3. preprocess: bots, sessions, weights, k-core")
         preprocess_cmds.print_report(preprocess_cmds.run(settings))
 
-        console.rule("4. train the model zoo, compare on a temporal split, register the best as champion")
+        console.rule("4. features: every user's and title's declared features, point in time")
+        features_cmds.print_build(features_cmds.build(settings))
+
+        console.rule("5. train the model zoo, compare on a temporal split, register the best as champion")
         table = interactions_from_store(settings)
         with progress_bar("evaluating models") as bar:
             out = train_and_register(table, settings, item_genres=train_cmds.item_genres(settings), on_progress=bar)

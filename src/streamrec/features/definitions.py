@@ -1,0 +1,91 @@
+"""Feature definitions, declared once: name, entity, window, aggregation over which events. Offline (point in
+time, DuckDB) and, later, online (incremental) computation both read these, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from streamrec.errors import ConfigError
+from streamrec.events.schema import EVENT_TYPES
+
+Entity = Literal["user", "title"]
+Aggregation = Literal["count", "sum", "mean", "days_since_last"]
+VALUE_COLUMNS = ("watched_s", "fraction", "rating")  # the numeric event fields a sum or mean may aggregate
+
+
+class Feature(BaseModel, frozen=True, extra="forbid"):
+    """One aggregate of an entity's events strictly before a point in time.
+
+    `count` counts matching events, `sum` / `mean` aggregate `value` over them, `days_since_last` is the age of the
+    newest one in days. `window_days` limits the events to that many days before the time (None: all history).
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    entity: Entity
+    aggregation: Aggregation
+    events: tuple[str, ...] = Field(min_length=1, description="event types aggregated")
+    value: str | None = Field(None, description="sum / mean: the event field aggregated")
+    window_days: float | None = Field(None, gt=0, le=3650)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Feature:
+        unknown = [t for t in self.events if t not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(f"feature '{self.name}': unknown event types {unknown}; known: {', '.join(EVENT_TYPES)}")
+        needs_value = self.aggregation in ("sum", "mean")
+        if needs_value and self.value not in VALUE_COLUMNS:
+            raise ValueError(f"feature '{self.name}': {self.aggregation} needs value in {VALUE_COLUMNS}, "
+                             f"got {self.value!r}")
+        if not needs_value and self.value is not None:
+            raise ValueError(f"feature '{self.name}': {self.aggregation} takes no value")
+        if self.aggregation == "days_since_last" and self.window_days is not None:
+            raise ValueError(f"feature '{self.name}': days_since_last looks at all history (no window)")
+        return self
+
+
+def _windowed(entity: Entity, stem: str, aggregation: Aggregation, events: tuple[str, ...], windows: tuple[int, ...],
+              what: str, value: str | None = None) -> list[Feature]:
+    return [Feature(name=f"{entity}_{stem}_{days}d", entity=entity, aggregation=aggregation, events=events,
+                    value=value, window_days=days, description=f"{what} in the {days} days before")
+            for days in windows]
+
+
+ENGAGED = ("play", "progress", "complete")
+
+# The built-in sets: activity and completion per user, popularity windows and completion per title.
+BUILTIN: tuple[Feature, ...] = (
+    *_windowed("user", "plays", "count", ("play",), (1, 7, 28), "plays"),
+    *_windowed("user", "completes", "count", ("complete",), (7, 28), "finished titles"),
+    *_windowed("user", "avg_completion", "mean", ("progress", "complete"), (28,), "mean watched fraction",
+               "fraction"),
+    Feature(name="user_days_since_last_play", entity="user", aggregation="days_since_last", events=ENGAGED,
+            description="days since the user last watched anything (recency)"),
+    Feature(name="user_events_all", entity="user", aggregation="count", events=ENGAGED,
+            description="engagement events over all history (tenure of activity)"),
+    *_windowed("title", "plays", "count", ("play",), (1, 7, 28), "plays"),
+    *_windowed("title", "avg_completion", "mean", ("progress", "complete"), (28,), "mean watched fraction",
+               "fraction"),
+    Feature(name="title_days_since_last_play", entity="title", aggregation="days_since_last", events=ENGAGED,
+            description="days since anyone last watched the title"),
+)
+
+
+def select(names: list[str] | None = None, entity: Entity | None = None,
+           features: tuple[Feature, ...] = BUILTIN) -> list[Feature]:
+    """Features by name (all when None), optionally of one entity.
+
+    Raises:
+        ConfigError: a name that is not defined (the message lists the defined ones).
+    """
+    by_name = {f.name: f for f in features}
+    if names is not None:
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise ConfigError(f"unknown features {unknown}; defined: {', '.join(by_name)}")
+        chosen = [by_name[n] for n in names]
+    else:
+        chosen = list(features)
+    return [f for f in chosen if entity is None or f.entity == entity]
