@@ -66,10 +66,11 @@ def test_every_builtin_feature_matches_its_definition_computed_by_hand(con, seed
         "item_id": rng.choice([f"t{i}" for i in range(6)], n),
         "ts": pa.array([T0 - timedelta(seconds=int(s)) for s in rng.integers(0, 30 * 86_400, n)], pa.timestamp("us")),
     })
-    out = point_in_time(con, spine, list(BUILTIN))
+    aggregates = [f for f in BUILTIN if isinstance(f, Feature)]
+    out = point_in_time(con, spine, aggregates)
     assert out.column_names[:3] == ["user_id", "item_id", "ts"]
     assert out.column("user_id").to_pylist() == spine.column("user_id").to_pylist()  # spine order kept
-    for feature in BUILTIN:
+    for feature in aggregates:
         got = out.column(feature.name).to_pylist()
         for i, row in enumerate(spine.to_pylist()):
             key = row["user_id"] if feature.entity == "user" else row["item_id"]
@@ -125,3 +126,29 @@ def test_unknown_feature_names_list_the_defined_ones():
 def test_inconsistent_definitions_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Feature(name="x", entity="user", **kwargs)
+
+
+def test_attributes_come_from_the_catalog_relative_to_the_time_and_are_null_without_one(con):
+    con.register("events", random_events(0))
+    spine = pa.table({"user_id": ["u1", "u9"], "item_id": ["t1", "t2"],
+                      "ts": pa.array([datetime(2026, 3, 2, 21, 30), datetime(2026, 3, 1)], pa.timestamp("us"))})
+    names = ["user_tenure_days", "user_region", "title_days_since_release", "title_runtime_min", "title_is_series",
+             "title_n_genres", "context_hour", "context_weekday"]
+    bare = point_in_time(con, spine, select(names))
+    assert bare.column("user_region").to_pylist() == [None, None]  # no catalog tables in this connection
+    assert bare.column("context_hour").to_pylist() == [21, 0]
+    assert bare.column("context_weekday").to_pylist() == [1, 7]  # 2026-03-02 is a Monday
+    con.register("users", pa.table({"user_id": ["u1"], "region": ["DE"],
+                                    "signup_ts": pa.array([datetime(2026, 2, 28, 21, 30)], pa.timestamp("us"))}))
+    con.register("titles", pa.table({"item_id": ["t1", "t2"], "kind": ["movie", "series"],
+                                     "genres": [["Drama", "Crime"], []],
+                                     "release_date": pa.array([datetime(2026, 3, 1).date(), datetime(2026, 3, 5).date()],
+                                                              pa.date32()),
+                                     "runtime_min": pa.array([120, 45], pa.int32())}))
+    out = point_in_time(con, spine, select(names)).to_pylist()
+    assert (out[0]["user_tenure_days"], out[0]["user_region"]) == (pytest.approx(2.0), "DE")
+    assert (out[1]["user_tenure_days"], out[1]["user_region"]) == (None, None)  # not in the catalog
+    assert out[0]["title_days_since_release"] == pytest.approx(1 + 21.5 / 24)
+    assert out[1]["title_days_since_release"] == pytest.approx(-4.0)  # announced, not released yet
+    assert [(r["title_runtime_min"], r["title_is_series"], r["title_n_genres"]) for r in out] == [
+        (120.0, False, 2), (45.0, True, 0)]

@@ -59,16 +59,19 @@ def print_build(report) -> None:
 
 @app.command("list")
 def list_features() -> None:
-    """The declared features: entity, aggregation, events, window."""
-    from streamrec.features import BUILTIN
+    """The declared features: event aggregates (entity, aggregation, events, window) and attributes (SQL)."""
+    from streamrec.features import BUILTIN, Feature
 
     table = Table(title="declared features", title_justify="left")
-    for col in ("name", "entity", "aggregation", "events", "window", "description"):
+    for col in ("name", "entity", "definition", "events", "window", "description"):
         table.add_column(col)
     for f in BUILTIN:
-        agg = f"{f.aggregation}({f.value})" if f.value else f.aggregation
-        window = f"{f.window_days:g} d" if f.window_days else "all"
-        table.add_row(f.name, f.entity, agg, ", ".join(f.events), window, f.description)
+        if isinstance(f, Feature):
+            agg = f"{f.aggregation}({f.value})" if f.value else f.aggregation
+            window = f"{f.window_days:g} d" if f.window_days else "all"
+            table.add_row(f.name, f.entity, agg, ", ".join(f.events), window, f.description)
+        else:
+            table.add_row(f.name, f.entity, f.sql, "–", "–", f.description)
     console.print(table)
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 from streamrec.errors import ConfigError
 from streamrec.events.schema import EVENT_TYPES
 
-Entity = Literal["user", "title"]
+Entity = Literal["user", "title", "context"]
 Aggregation = Literal["count", "sum", "mean", "days_since_last"]
 VALUE_COLUMNS = ("watched_s", "fraction", "rating")  # the numeric event fields a sum or mean may aggregate
 
@@ -23,7 +23,7 @@ class Feature(BaseModel, frozen=True, extra="forbid"):
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
-    entity: Entity
+    entity: Literal["user", "title"]
     aggregation: Aggregation
     events: tuple[str, ...] = Field(min_length=1, description="event types aggregated")
     value: str | None = Field(None, description="sum / mean: the event field aggregated")
@@ -46,7 +46,23 @@ class Feature(BaseModel, frozen=True, extra="forbid"):
         return self
 
 
-def _windowed(entity: Entity, stem: str, aggregation: Aggregation, events: tuple[str, ...], windows: tuple[int, ...],
+class Attribute(BaseModel, frozen=True, extra="forbid"):
+    """A fact about an entity at the time, not an aggregate of events: a catalog column of the `users` / `titles`
+    table (alias `c`), possibly relative to the spine row's time `s.ts` (tenure, age of a title), or, for the
+    "context" entity, a function of the time alone (hour, weekday)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    entity: Entity
+    sql: str = Field(description="SQL expression over c.<catalog column> and s.ts")
+    dtype: Literal["DOUBLE", "BIGINT", "BOOLEAN", "VARCHAR"] = "DOUBLE"
+    description: str = ""
+
+
+Definition = Feature | Attribute
+CATALOG = {"user": "users", "title": "titles"}  # the table an entity's attributes come from
+
+
+def _windowed(entity: Literal["user", "title"], stem: str, aggregation: Aggregation, events: tuple[str, ...], windows: tuple[int, ...],
               what: str, value: str | None = None) -> list[Feature]:
     return [Feature(name=f"{entity}_{stem}_{days}d", entity=entity, aggregation=aggregation, events=events,
                     value=value, window_days=days, description=f"{what} in the {days} days before")
@@ -56,7 +72,7 @@ def _windowed(entity: Entity, stem: str, aggregation: Aggregation, events: tuple
 ENGAGED = ("play", "progress", "complete")
 
 # The built-in sets: activity and completion per user, popularity windows and completion per title.
-BUILTIN: tuple[Feature, ...] = (
+BUILTIN: tuple[Definition, ...] = (
     *_windowed("user", "plays", "count", ("play",), (1, 7, 28), "plays"),
     *_windowed("user", "completes", "count", ("complete",), (7, 28), "finished titles"),
     *_windowed("user", "avg_completion", "mean", ("progress", "complete"), (28,), "mean watched fraction",
@@ -70,11 +86,25 @@ BUILTIN: tuple[Feature, ...] = (
                "fraction"),
     Feature(name="title_days_since_last_play", entity="title", aggregation="days_since_last", events=ENGAGED,
             description="days since anyone last watched the title"),
+    Attribute(name="user_tenure_days", entity="user", sql="(epoch_us(s.ts) - epoch_us(c.signup_ts)) / 86400e6",
+              description="days since the profile signed up"),
+    Attribute(name="user_region", entity="user", sql="c.region", dtype="VARCHAR", description="the profile's region"),
+    Attribute(name="title_days_since_release", entity="title",
+              sql="(epoch_us(s.ts) - epoch_us(CAST(c.release_date AS TIMESTAMP))) / 86400e6",
+              description="days since release (negative before it)"),
+    Attribute(name="title_runtime_min", entity="title", sql="c.runtime_min", description="runtime in minutes"),
+    Attribute(name="title_is_series", entity="title", sql="c.kind = 'series'", dtype="BOOLEAN",
+              description="a series rather than a movie"),
+    Attribute(name="title_n_genres", entity="title", sql="len(c.genres)", dtype="BIGINT",
+              description="how many genres the title has"),
+    Attribute(name="context_hour", entity="context", sql="hour(s.ts)", dtype="BIGINT", description="hour of day, UTC"),
+    Attribute(name="context_weekday", entity="context", sql="isodow(s.ts)", dtype="BIGINT",
+              description="day of the week, 1 = Monday"),
 )
 
 
 def select(names: list[str] | None = None, entity: Entity | None = None,
-           features: tuple[Feature, ...] = BUILTIN) -> list[Feature]:
+           features: tuple[Definition, ...] = BUILTIN) -> list[Definition]:
     """Features by name (all when None), optionally of one entity.
 
     Raises:

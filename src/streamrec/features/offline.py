@@ -3,13 +3,14 @@ events strictly before the time, so a training example never sees its own future
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import duckdb
 import pyarrow as pa
 
 from streamrec.errors import DataError
-from streamrec.features.definitions import Entity, Feature
+from streamrec.features.definitions import CATALOG, Attribute, Definition, Feature
 
 KEY = {"user": "user_id", "title": "item_id"}
 
@@ -32,12 +33,13 @@ def feature_sql(feature: Feature, time_col: str = "s.ts", event: str = "e") -> s
     return f"(epoch_us({time_col}) - epoch_us(max({event}.ts) FILTER (WHERE {where}))) / 86400e6"
 
 
-def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: list[Feature],
+def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: list[Definition],
                   events: str = "events") -> pa.Table:
     """Each spine row with the features of its entities as of its `ts` (events at or after `ts` never count).
 
     Args:
-        con: a DuckDB connection where `events` (user_id, item_id, type, ts, watched_s, fraction, rating) is visible.
+        con: a DuckDB connection where `events` (user_id, item_id, type, ts, watched_s, fraction, rating) is visible,
+            and the catalog tables `users` / `titles` when attributes of theirs are asked for (absent: NULL).
         spine: rows with `ts` (UTC timestamp) and the key column of each entity asked for: `user_id` for user
             features, `item_id` for title features.
         features: the definitions to compute (see `streamrec.features.definitions`).
@@ -47,22 +49,31 @@ def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: lis
     Raises:
         DataError: the spine lacks `ts` or a key column its features need.
     """
-    need = {"ts"} | {KEY[f.entity] for f in features}
+    need = {"ts"} | {KEY[f.entity] for f in features if f.entity in KEY}
     missing = sorted(need - set(spine.column_names))
     if missing:
         raise DataError("feature spine", f"missing columns {missing} (has {spine.column_names})")
     name = f"spine_{uuid.uuid4().hex[:12]}"
     con.register(name, spine.append_column("__row", pa.array(range(spine.num_rows), pa.int64())))
     try:
-        selects, joins = [], []
+        columns: dict[str, str] = {}
+        joins = []
         for entity in ("user", "title"):
-            chosen = [f for f in features if f.entity == entity]
-            if not chosen:
-                continue
-            alias = f"{entity}_f"
-            joins.append(f"LEFT JOIN ({_entity_query(name, entity, chosen, events)}) {alias} "
-                         f"ON {alias}.__row = s.__row")
-            selects += [f'{alias}."{f.name}"' for f in chosen]
+            chosen = [f for f in features if f.entity == entity and isinstance(f, Feature)]
+            if chosen:
+                alias = f"{entity}_f"
+                joins.append(f"LEFT JOIN ({_entity_query(name, entity, chosen, events)}) {alias} "
+                             f"ON {alias}.__row = s.__row")
+                columns.update({f.name: f'{alias}."{f.name}"' for f in chosen})
+            attributes = [f for f in features if f.entity == entity and isinstance(f, Attribute)]
+            if attributes and _has_table(con, CATALOG[entity]):
+                joins.append(f"LEFT JOIN {CATALOG[entity]} c_{entity} ON c_{entity}.{KEY[entity]} = s.{KEY[entity]}")
+                columns.update({f.name: f"{_attribute_sql(f, f'c_{entity}')}" for f in attributes})
+            else:  # no catalog loaded (e.g. a bare events file): the attribute is unknown
+                columns.update({f.name: f"CAST(NULL AS {f.dtype})" for f in attributes})
+        columns.update({f.name: _attribute_sql(f, "c") for f in features if f.entity == "context"})
+        selects = [f'CAST({sql} AS {f.dtype}) AS "{f.name}"' if isinstance(f, Attribute) else columns[f.name]
+                   for f in features for sql in [columns[f.name]]]
         cols = ", ".join(f's."{c}"' for c in spine.column_names)
         query = (f"SELECT {', '.join([cols, *selects])} FROM {name} s "
                  f"{' '.join(joins)} ORDER BY s.__row")
@@ -71,7 +82,17 @@ def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: lis
         con.unregister(name)
 
 
-def _entity_query(spine: str, entity: Entity, features: list[Feature], events: str) -> str:
+def _attribute_sql(attribute: Attribute, alias: str) -> str:
+    """The attribute's expression with its catalog alias `c.` renamed to this query's."""
+    return re.sub(r"\bc\.", f"{alias}.", attribute.sql)
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                            [table]).fetchall()[0][0])
+
+
+def _entity_query(spine: str, entity: str, features: list[Feature], events: str) -> str:
     """One range join of the spine's rows with their entity's earlier events, all features as filtered aggregates.
 
     The join reaches back only as far as the longest window when every feature has one.
