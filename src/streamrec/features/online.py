@@ -1,0 +1,116 @@
+"""Online features: the same definitions as offline, updated one event at a time.
+
+The state is exact, not an approximation: windowed aggregates keep each entity's events of the longest window
+(older ones can no longer count for a query at or after the newest event), all-history aggregates keep running
+totals, recency keeps the newest time. Applying an event twice changes nothing (dedup by event_id), so a replay or
+an at-least-once event bus cannot double count. tests/unit/test_features_parity.py proves online = offline.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from streamrec.errors import DataError
+from streamrec.features.definitions import BUILTIN, Definition, Feature
+from streamrec.features.offline import KEY
+
+Row = tuple[datetime, str, dict[str, float | None]]  # (ts, type, numeric fields)
+
+
+class OnlineFeatures:
+    """Incremental state for the event aggregates of `definitions` (attributes come from the catalog as they are).
+
+    `apply(event)` folds in one event; `values(entity, key, at)` returns that entity's features as of `at`, which
+    must not be before events already applied (online serves the present).
+    """
+
+    def __init__(self, definitions: Iterable[Definition] = BUILTIN):
+        self.features = [f for f in definitions if isinstance(f, Feature)]
+        windows = [f.window_days for f in self.features if f.window_days is not None]
+        self.horizon = timedelta(days=max(windows)) if windows else None
+        self._rows: dict[tuple[str, str], list[Row]] = defaultdict(list)  # (entity, key) → rows sorted by ts
+        self._totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])  # (feature, key) → n, sum
+        self._newest: dict[tuple[str, str], datetime] = {}  # (feature, key) → newest matching ts
+        self._seen: set[str] = set()
+        self._latest: datetime | None = None
+
+    def apply(self, event: Mapping[str, Any]) -> bool:
+        """Fold one event in (keys: event_id, user_id, item_id, type, ts and the numeric fields it has).
+
+        Returns:
+            False when the event_id was applied before (nothing changes), True otherwise.
+        Raises:
+            DataError: a required field is missing.
+        """
+        missing = [k for k in ("event_id", "user_id", "item_id", "type", "ts") if event.get(k) is None]
+        if missing:
+            raise DataError("online features", f"event {event.get('event_id')!r} lacks {missing}")
+        if event["event_id"] in self._seen:
+            return False
+        self._seen.add(event["event_id"])
+        ts, kind = event["ts"], event["type"]
+        fields = {name: _number(event.get(name)) for name in ("watched_s", "fraction", "rating")}
+        self._latest = ts if self._latest is None else max(self._latest, ts)
+        for entity in ("user", "title"):
+            key = event[KEY[entity]]
+            if self.horizon is not None:
+                rows = self._rows[(entity, key)]
+                bisect.insort(rows, (ts, kind, fields), key=lambda r: r[0])
+                cut = bisect.bisect_left(rows, self._latest - self.horizon, key=lambda r: r[0])
+                del rows[:cut]  # can never count again: queries come at or after the newest event
+            for f in self.features:
+                if f.entity != entity or kind not in f.events:
+                    continue
+                if f.aggregation == "days_since_last":
+                    newest = self._newest.get((f.name, key))
+                    self._newest[(f.name, key)] = ts if newest is None else max(newest, ts)
+                elif f.window_days is None:
+                    value = 1.0 if f.aggregation == "count" else fields[f.value or ""]
+                    if value is not None:
+                        total = self._totals[(f.name, key)]
+                        total[0] += 1
+                        total[1] += value
+        return True
+
+    def values(self, entity: str, key: str, at: datetime) -> dict[str, float | int | None]:
+        """The entity's aggregate features as of `at` (events strictly before it), named as declared."""
+        if self._latest is not None and at < self._latest:
+            raise DataError("online features", f"asked as of {at}, before the newest applied event {self._latest}")
+        rows = self._rows.get((entity, key), [])
+        out: dict[str, float | int | None] = {}
+        for f in self.features:
+            if f.entity != entity:
+                continue
+            if f.aggregation == "days_since_last":
+                newest = self._newest.get((f.name, key))
+                out[f.name] = (at - newest) / timedelta(days=1) if newest is not None else None
+            elif f.window_days is None:
+                n, total = self._totals.get((f.name, key), (0.0, 0.0))
+                out[f.name] = _aggregate(f, int(n), total)
+            else:
+                start = at - timedelta(days=f.window_days)
+                chosen = [r for r in rows if start <= r[0] < at and r[1] in f.events]
+                values = [1.0] * len(chosen) if f.aggregation == "count" else \
+                    [v for r in chosen if (v := r[2][f.value or ""]) is not None]
+                out[f.name] = _aggregate(f, len(values), math.fsum(values))
+        return out
+
+
+def _aggregate(feature: Feature, n: int, total: float) -> float | int | None:
+    if feature.aggregation == "count":
+        return n
+    if feature.aggregation == "sum":
+        return total
+    return total / n if n else None  # mean
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
