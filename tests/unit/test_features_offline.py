@@ -152,3 +152,20 @@ def test_attributes_come_from_the_catalog_relative_to_the_time_and_are_null_with
     assert out[1]["title_days_since_release"] == pytest.approx(-4.0)  # announced, not released yet
     assert [(r["title_runtime_min"], r["title_is_series"], r["title_n_genres"]) for r in out] == [
         (120.0, False, 2), (45.0, True, 0)]
+
+
+def test_genre_match_is_the_mean_share_of_the_users_plays_in_the_titles_genres(con):
+    events = pa.table({"user_id": ["u1"] * 4, "item_id": ["a", "b", "c", "a"], "type": ["play"] * 4,
+                       "ts": pa.array([T0 - timedelta(days=d) for d in (1, 2, 3, 40)], pa.timestamp("us")),
+                       "watched_s": [None] * 4, "fraction": [None] * 4, "rating": [None] * 4})
+    con.register("events", events)
+    spine = pa.table({"user_id": ["u1"] * 5 + ["u2"], "item_id": ["a", "b", "c", "d", "e", "d"],
+                      "ts": pa.array([T0] * 6, pa.timestamp("us"))})
+    name = "user_title_genre_match_28d"
+    assert point_in_time(con, spine, select([name])).column(name).to_pylist() == [None] * 6  # no catalog
+    con.register("titles", pa.table({"item_id": ["a", "b", "c", "d", "e"],
+                                     "genres": [["Drama"], ["Drama", "Comedy"], ["Action"], ["Drama", "Action"], []]}))
+    got = point_in_time(con, spine, select([name])).column(name).to_pylist()
+    # 28 days: plays of a (Drama), b (Drama, Comedy), c (Action): Drama 2/3, Comedy 1/3, Action 1/3; the old play
+    # of a is outside the window; u2 has no plays; e has no genres
+    assert got == pytest.approx([2 / 3, 1 / 2, 1 / 3, 1 / 2, 0.0, 0.0])

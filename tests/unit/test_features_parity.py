@@ -76,3 +76,36 @@ def test_late_events_count_and_queries_before_the_newest_event_are_refused():
         online.values("user", "u", T0 - timedelta(days=1))
     with pytest.raises(DataError, match=r"lacks \['ts'\]"):
         online.apply({**base, "event_id": "c"})
+
+
+def random_genres(seed: int) -> dict[str, list[str]]:
+    rng = np.random.default_rng(seed)
+    pool = ["Drama", "Comedy", "Action", "Crime"]
+    return {f"t{i}": list(rng.choice(pool, rng.integers(0, 3), replace=False)) for i in range(6)}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_genre_match_online_equals_offline(seed):
+    events = with_ids(random_events(seed, n=300))
+    genres = random_genres(seed)
+    rows = sorted(events.to_pylist(), key=lambda r: r["ts"])
+    matches = [f for f in BUILTIN if f.entity == "user_title"]
+    assert matches
+    online = OnlineFeatures(BUILTIN, genres=genres)
+    con = duckdb.connect()
+    con.register("events", events)
+    con.register("titles", pa.table({"item_id": list(genres), "genres": pa.array(list(genres.values()),
+                                                                                 pa.list_(pa.string()))}))
+    applied = 0
+    for at in [T0 - timedelta(days=20), T0 - timedelta(days=3), T0 + timedelta(days=1)]:
+        while applied < len(rows) and rows[applied]["ts"] < at:
+            online.apply(rows[applied])
+            applied += 1
+        pairs = [(f"u{u}", f"t{t}") for u in range(7) for t in range(6)]
+        spine = pa.table({"user_id": [p[0] for p in pairs], "item_id": [p[1] for p in pairs],
+                          "ts": pa.array([at] * len(pairs), pa.timestamp("us"))})
+        offline = point_in_time(con, spine, matches).to_pylist()
+        for (user, title), expected in zip(pairs, offline):
+            got = online.pair_values(user, title, at)
+            for f in matches:
+                assert got[f.name] == pytest.approx(expected[f.name], abs=1e-12), (at, user, title)

@@ -61,6 +61,7 @@ def print_build(report) -> None:
 def list_features() -> None:
     """The declared features: event aggregates (entity, aggregation, events, window) and attributes (SQL)."""
     from streamrec.features import BUILTIN, Feature
+    from streamrec.features.definitions import GenreMatch
 
     table = Table(title="declared features", title_justify="left")
     for col in ("name", "entity", "definition", "events", "window", "description"):
@@ -70,6 +71,9 @@ def list_features() -> None:
             agg = f"{f.aggregation}({f.value})" if f.value else f.aggregation
             window = f"{f.window_days:g} d" if f.window_days else "all"
             table.add_row(f.name, f.entity, agg, ", ".join(f.events), window, f.description)
+        elif isinstance(f, GenreMatch):
+            window = f"{f.window_days:g} d" if f.window_days else "all"
+            table.add_row(f.name, f.entity, "genre match", ", ".join(f.events), window, f.description)
         else:
             table.add_row(f.name, f.entity, f.sql, "–", "–", f.description)
     console.print(table)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 from streamrec.errors import ConfigError
 from streamrec.events.schema import EVENT_TYPES
 
-Entity = Literal["user", "title", "context"]
+Entity = Literal["user", "title", "context", "user_title"]
 Aggregation = Literal["count", "sum", "mean", "days_since_last"]
 VALUE_COLUMNS = ("watched_s", "fraction", "rating")  # the numeric event fields a sum or mean may aggregate
 
@@ -52,13 +52,25 @@ class Attribute(BaseModel, frozen=True, extra="forbid"):
     "context" entity, a function of the time alone (hour, weekday)."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
-    entity: Entity
+    entity: Literal["user", "title", "context"]
     sql: str = Field(description="SQL expression over c.<catalog column> and s.ts")
     dtype: Literal["DOUBLE", "BIGINT", "BOOLEAN", "VARCHAR"] = "DOUBLE"
     description: str = ""
 
 
-Definition = Feature | Attribute
+class GenreMatch(BaseModel, frozen=True, extra="forbid"):
+    """How well a title's genres match what the user watched: the mean, over the title's genres, of the share of
+    the user's matching events (in the window before the time) whose title had that genre. 0 for a user with no
+    such events or a title without genres; genres come from the `titles` catalog."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    entity: Literal["user_title"] = "user_title"
+    events: tuple[str, ...] = Field(min_length=1)
+    window_days: float | None = Field(None, gt=0, le=3650)
+    description: str = ""
+
+
+Definition = Feature | Attribute | GenreMatch
 CATALOG = {"user": "users", "title": "titles"}  # the table an entity's attributes come from
 
 
@@ -97,6 +109,8 @@ BUILTIN: tuple[Definition, ...] = (
               description="a series rather than a movie"),
     Attribute(name="title_n_genres", entity="title", sql="len(c.genres)", dtype="BIGINT",
               description="how many genres the title has"),
+    GenreMatch(name="user_title_genre_match_28d", events=("play",), window_days=28,
+               description="share of the user's plays in 28 days in the title's genres"),
     Attribute(name="context_hour", entity="context", sql="hour(s.ts)", dtype="BIGINT", description="hour of day, UTC"),
     Attribute(name="context_weekday", entity="context", sql="isodow(s.ts)", dtype="BIGINT",
               description="day of the week, 1 = Monday"),

@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from streamrec.errors import DataError
-from streamrec.features.definitions import CATALOG, Attribute, Definition, Feature
+from streamrec.features.definitions import CATALOG, Attribute, Definition, Feature, GenreMatch
 
 KEY = {"user": "user_id", "title": "item_id"}
 
@@ -50,6 +50,8 @@ def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: lis
         DataError: the spine lacks `ts` or a key column its features need.
     """
     need = {"ts"} | {KEY[f.entity] for f in features if f.entity in KEY}
+    if any(f.entity == "user_title" for f in features):
+        need |= {"user_id", "item_id"}
     missing = sorted(need - set(spine.column_names))
     if missing:
         raise DataError("feature spine", f"missing columns {missing} (has {spine.column_names})")
@@ -72,14 +74,39 @@ def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: lis
             else:  # no catalog loaded (e.g. a bare events file): the attribute is unknown
                 columns.update({f.name: f"CAST(NULL AS {f.dtype})" for f in attributes})
         columns.update({f.name: _attribute_sql(f, "c") for f in features if f.entity == "context"})
-        selects = [f'CAST({sql} AS {f.dtype}) AS "{f.name}"' if isinstance(f, Attribute) else columns[f.name]
-                   for f in features for sql in [columns[f.name]]]
+        for i, f in enumerate(f for f in features if isinstance(f, GenreMatch)):
+            if _has_table(con, "titles"):
+                joins.append(f"LEFT JOIN ({_genre_match_query(name, f, events)}) gm{i} ON gm{i}.__row = s.__row")
+                columns[f.name] = f"coalesce(gm{i}.value, 0.0)"
+            else:
+                columns[f.name] = "CAST(NULL AS DOUBLE)"
+        selects = [f'CAST({columns[f.name]} AS {f.dtype}) AS "{f.name}"' if isinstance(f, Attribute)
+                   else f'{columns[f.name]} AS "{f.name}"' for f in features]
         cols = ", ".join(f's."{c}"' for c in spine.column_names)
         query = (f"SELECT {', '.join([cols, *selects])} FROM {name} s "
                  f"{' '.join(joins)} ORDER BY s.__row")
         return con.sql(query).to_arrow_table()
     finally:
         con.unregister(name)
+
+
+def _genre_match_query(spine: str, feature: GenreMatch, events: str) -> str:
+    """Per spine row: mean over the title's genres of the share of the user's matching events in that genre."""
+    types = ", ".join(f"'{t}'" for t in feature.events)
+    window = ""
+    if feature.window_days is not None:
+        window = f" AND e.ts >= s.ts - to_seconds({int(round(feature.window_days * 86_400))})"
+    return (
+        f"WITH hist AS (SELECT s.__row, e.item_id FROM {spine} s JOIN {events} e ON e.user_id = s.user_id "
+        f"AND e.ts < s.ts{window} AND e.type IN ({types})), "
+        "n AS (SELECT __row, count(*) AS n FROM hist GROUP BY __row), "
+        "watched AS (SELECT __row, genre, count(*) AS k FROM (SELECT h.__row, unnest(list_distinct(c.genres)) "
+        "AS genre FROM hist h JOIN titles c ON c.item_id = h.item_id) GROUP BY ALL), "
+        f"own AS (SELECT s.__row, unnest(list_distinct(c.genres)) AS genre FROM {spine} s "
+        "JOIN titles c ON c.item_id = s.item_id) "
+        "SELECT own.__row, avg(coalesce(watched.k, 0) / n.n) AS value FROM own JOIN n ON n.__row = own.__row "
+        "LEFT JOIN watched ON watched.__row = own.__row AND watched.genre = own.genre GROUP BY own.__row"
+    )
 
 
 def _attribute_sql(attribute: Attribute, alias: str) -> str:

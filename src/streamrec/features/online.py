@@ -11,15 +11,15 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from streamrec.errors import DataError
-from streamrec.features.definitions import BUILTIN, Definition, Feature
+from streamrec.features.definitions import BUILTIN, Definition, Feature, GenreMatch
 from streamrec.features.offline import KEY
 
-Row = tuple[datetime, str, dict[str, float | None]]  # (ts, type, numeric fields)
+Row = tuple[datetime, str, dict[str, float | None], str]  # (ts, type, numeric fields, title id)
 
 
 class OnlineFeatures:
@@ -29,10 +29,19 @@ class OnlineFeatures:
     must not be before events already applied (online serves the present).
     """
 
-    def __init__(self, definitions: Iterable[Definition] = BUILTIN):
+    def __init__(self, definitions: Iterable[Definition] = BUILTIN,
+                 genres: Mapping[str, Sequence[str]] | None = None):
+        """`genres` (title id → genres, from the catalog) enables the user × title genre-match features."""
+        definitions = list(definitions)
         self.features = [f for f in definitions if isinstance(f, Feature)]
-        windows = [f.window_days for f in self.features if f.window_days is not None]
-        self.horizon = timedelta(days=max(windows)) if windows else None
+        self.matches = [f for f in definitions if isinstance(f, GenreMatch)]
+        self.genres = {k: list(dict.fromkeys(v)) for k, v in (genres or {}).items()}
+        # rows are kept for windowed aggregates and genre matches; pruned past the longest window unless a genre
+        # match looks at all history
+        readers = [f for f in self.features if f.window_days is not None] + self.matches
+        self.keep_rows = bool(readers)
+        self.horizon = (timedelta(days=max(f.window_days for f in readers))  # type: ignore[type-var]
+                        if readers and all(f.window_days is not None for f in readers) else None)
         self._rows: dict[tuple[str, str], list[Row]] = defaultdict(list)  # (entity, key) → rows sorted by ts
         self._totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])  # (feature, key) → n, sum
         self._newest: dict[tuple[str, str], datetime] = {}  # (feature, key) → newest matching ts
@@ -58,11 +67,11 @@ class OnlineFeatures:
         self._latest = ts if self._latest is None else max(self._latest, ts)
         for entity in ("user", "title"):
             key = event[KEY[entity]]
-            if self.horizon is not None:
+            if self.keep_rows:
                 rows = self._rows[(entity, key)]
-                bisect.insort(rows, (ts, kind, fields), key=lambda r: r[0])
-                cut = bisect.bisect_left(rows, self._latest - self.horizon, key=lambda r: r[0])
-                del rows[:cut]  # can never count again: queries come at or after the newest event
+                bisect.insort(rows, (ts, kind, fields, event["item_id"]), key=lambda r: r[0])
+                if self.horizon is not None:  # older rows can never count again: queries come at or after the newest
+                    del rows[:bisect.bisect_left(rows, self._latest - self.horizon, key=lambda r: r[0])]
             for f in self.features:
                 if f.entity != entity or kind not in f.events:
                     continue
@@ -98,6 +107,27 @@ class OnlineFeatures:
                 values = [1.0] * len(chosen) if f.aggregation == "count" else \
                     [v for r in chosen if (v := r[2][f.value or ""]) is not None]
                 out[f.name] = _aggregate(f, len(values), math.fsum(values))
+        return out
+
+
+    def pair_values(self, user: str, title: str, at: datetime) -> dict[str, float | None]:
+        """The user × title features (genre match) as of `at`; None without a catalog of genres."""
+        if self._latest is not None and at < self._latest:
+            raise DataError("online features", f"asked as of {at}, before the newest applied event {self._latest}")
+        rows = self._rows.get(("user", user), [])
+        out: dict[str, float | None] = {}
+        for f in self.matches:
+            if not self.genres:
+                out[f.name] = None
+                continue
+            start = at - timedelta(days=f.window_days) if f.window_days is not None else datetime.min
+            watched = [r[3] for r in rows if start <= r[0] < at and r[1] in f.events]
+            own = self.genres.get(title, [])
+            if not watched or not own:
+                out[f.name] = 0.0
+                continue
+            shares = [sum(g in self.genres.get(item, ()) for item in watched) / len(watched) for g in own]
+            out[f.name] = math.fsum(shares) / len(shares)
         return out
 
 
