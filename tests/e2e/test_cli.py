@@ -40,7 +40,7 @@ def test_every_verb_has_help(path):
 def test_expected_verbs_exist():
     names = {" ".join(p) for p in all_command_paths()}
     assert {"ingest", "preprocess", "demo", "data generate", "store stats", "store quarantine", "store export",
-            "features build", "features show", "features list"} <= names
+            "features build", "features show", "features list", "candidates"} <= names
 
 
 def streamrec(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -78,5 +78,12 @@ def test_demo_runs_end_to_end(tmp_path):
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "demo", "--size", "tiny"])
     assert result.exit_code == 0, result.output
     for text in ("events stored", "quarantined: bad_enum", "files skipped by checksum", "interactions out",
-                 "features build", "model comparison", "champion: "):
+                 "features build", "model comparison", "champion: ", "recall: all sources"):
         assert text in result.output
+
+
+def test_candidates_refuses_a_malformed_quota(tmp_path):
+    from streamrec.errors import ConfigError
+
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "candidates", "--quota", "ease=0"])
+    assert isinstance(result.exception, ConfigError) and "SOURCE=N with N ≥ 1" in str(result.exception)

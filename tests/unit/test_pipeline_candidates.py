@@ -72,3 +72,18 @@ def test_sources_need_distinct_names_and_a_quota():
         gather([ModelSource("trending", pop)], {}, train.matrix)
     with pytest.raises(ConfigError, match="distinct names"):
         gather([ModelSource("a", pop), ModelSource("a", pop)], {"a": 2}, train.matrix)
+
+
+def test_new_releases_are_the_titles_released_in_the_window_newest_first():
+    from datetime import date, datetime
+
+    import pyarrow as pa
+
+    from streamrec.pipeline.recall import new_release_cols
+
+    titles = pa.table({"item_id": ["a", "b", "c", "d", "x"],
+                       "release_date": pa.array([date(2026, 1, 1), date(2026, 2, 20), date(2026, 3, 1),
+                                                 date(2026, 3, 5), date(2026, 2, 25)], pa.date32())})
+    cols = new_release_cols(titles, np.array(["a", "b", "c", "d"], dtype=object), datetime(2026, 3, 2), days=30)
+    assert cols.tolist() == [2, 1]  # c then b; a is too old, d not out yet, x is not in the training vocabulary
+    assert new_release_cols(None, np.array(["a"], dtype=object), datetime(2026, 3, 2), 30).tolist() == []

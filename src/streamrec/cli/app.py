@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from streamrec.cli import (
+    candidates_cmds,
     data_cmds,
     demo_cmds,
     features_cmds,
@@ -37,6 +38,7 @@ app.add_typer(features_cmds.app, name="features")
 ingest_cmds.register(app)
 preprocess_cmds.register(app)
 train_cmds.register(app)
+candidates_cmds.register(app)
 tune_cmds.register(app)
 demo_cmds.register(app)
 

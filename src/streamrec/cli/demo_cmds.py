@@ -21,8 +21,9 @@ def register(app: typer.Typer) -> None:
         fresh: bool = typer.Option(True, help="start from an empty data folder (DATA_DIR/demo)"),
     ) -> None:
         """Generate a world, ingest it (with a file of broken events), preprocess, build the feature snapshot, train
-        and compare the model zoo, register the champion, and print what each stage did."""
-        from streamrec.cli import features_cmds, ingest_cmds, preprocess_cmds, train_cmds
+        and compare the model zoo, register the champion, measure the candidate stage, and print what each stage
+        did."""
+        from streamrec.cli import candidates_cmds, features_cmds, ingest_cmds, preprocess_cmds, train_cmds
         from streamrec.evaluation import write_report
         from streamrec.training import interactions_from_store, train_and_register
         from streamrec.data.synthetic import WorldConfig, generate_world
@@ -68,6 +69,9 @@ def register(app: typer.Typer) -> None:
         report = write_report(out.evaluation, root / "reports" / "evaluation.html")
         console.print(f"champion: {out.best} (registry version {out.version}, {out.promote_reason}); "
                       f"report: {report}")
+
+        console.rule("6. candidate stage: what share of the held-out plays each source proposes")
+        candidates_cmds.print_report(candidates_cmds.run(settings))
         console.rule(f"done in {time.perf_counter() - began:.1f}s — data in {root}")
 
 

@@ -1,0 +1,56 @@
+"""`streamrec candidates`: the candidate stage's recall per source and combined on a held-out split."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from streamrec.cli.context import settings_of
+from streamrec.cli.ui import console, summary_table
+
+
+def run(settings, quotas: Optional[dict[str, int]] = None):
+    """Candidate recall on the settings' train/test split of the store's interactions."""
+    from streamrec.pipeline.recall import candidate_stage_recall
+    from streamrec.storage.events import open_event_store
+    from streamrec.training.sources import interactions_from_store
+
+    table = interactions_from_store(settings)
+    with open_event_store(settings, read_only=True) as store:
+        titles = store.read("titles")
+    return candidate_stage_recall(table, titles, settings.train.split, quotas)
+
+
+def print_report(report) -> None:
+    rows = [("split", f"{report.split['name']}: {report.split['test']['users']:,} test users, "
+                      f"{report.split['test']['rows']:,} test rows")]
+    rows += [(f"recall: {name} (quota {report.quotas[name]})", f"{value:.3f}")
+             for name, value in report.recall.items() if name != "all"]
+    rows += [("recall: all sources", f"{report.recall['all']:.3f}"),
+             ("candidates per user", f"{report.candidates_per_user:.0f}"), ("seconds", f"{report.seconds:.2f}")]
+    console.print(summary_table("candidate stage", rows))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def candidates(
+        ctx: typer.Context,
+        quota: Optional[list[str]] = typer.Option(
+            None, "--quota", help="SOURCE=N, repeatable (sources: ease, als, trending, new_releases; default "
+                                  "ease=100 als=100 trending=50 new_releases=20)"),
+    ) -> None:
+        """Measure the candidate stage: the share of held-out positives each source, and their union, proposes."""
+        from streamrec.errors import ConfigError
+        from streamrec.pipeline.recall import DEFAULT_QUOTAS
+
+        quotas = None
+        if quota:
+            quotas = {}
+            for item in quota:
+                name, _, value = item.partition("=")
+                if name not in DEFAULT_QUOTAS or not value.isdigit() or int(value) < 1:
+                    raise ConfigError(f"--quota {item!r}: expected SOURCE=N with N ≥ 1 and SOURCE one of "
+                                      f"{', '.join(DEFAULT_QUOTAS)}")
+                quotas[name] = int(value)
+        print_report(run(settings_of(ctx), quotas))
