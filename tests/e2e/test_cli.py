@@ -40,7 +40,7 @@ def test_every_verb_has_help(path):
 def test_expected_verbs_exist():
     names = {" ".join(p) for p in all_command_paths()}
     assert {"ingest", "preprocess", "demo", "data generate", "store stats", "store quarantine", "store export",
-            "features build", "features show", "features list", "candidates"} <= names
+            "features build", "features show", "features list", "candidates", "pipeline"} <= names
 
 
 def streamrec(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -78,7 +78,7 @@ def test_demo_runs_end_to_end(tmp_path):
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "demo", "--size", "tiny"])
     assert result.exit_code == 0, result.output
     for text in ("events stored", "quarantined: bad_enum", "files skipped by checksum", "interactions out",
-                 "features build", "model comparison", "champion: ", "recall: all sources"):
+                 "features build", "model comparison", "champion: ", "ranked pipeline vs best single source"):
         assert text in result.output
 
 

@@ -1,4 +1,5 @@
-"""`streamrec candidates`: the candidate stage's recall per source and combined on a held-out split."""
+"""`streamrec candidates` (the candidate stage's recall per source and combined) and `streamrec pipeline` (each source
+alone vs the ranked pipeline), both on the held-out period of the store's interactions."""
 
 from __future__ import annotations
 
@@ -54,3 +55,31 @@ def register(app: typer.Typer) -> None:
                                       f"{', '.join(DEFAULT_QUOTAS)}")
                 quotas[name] = int(value)
         print_report(run(settings_of(ctx), quotas))
+
+    @app.command()
+    def pipeline(ctx: typer.Context) -> None:
+        """Each candidate source alone vs their union ordered by the LightGBM ranker on point-in-time features."""
+        print_pipeline(run_pipeline(settings_of(ctx)))
+
+
+def run_pipeline(settings):
+    """The stage-by-stage evaluation of the ranked pipeline on the store's interactions and events."""
+    from streamrec.pipeline.stages import evaluate_pipeline
+    from streamrec.storage.events import open_event_store
+    from streamrec.training.sources import interactions_from_store
+
+    table = interactions_from_store(settings)
+    with open_event_store(settings, read_only=True) as store:
+        return evaluate_pipeline(store.con, table, settings.train.split)
+
+
+def print_pipeline(report) -> None:
+    best, value = report.best_single
+    rows = [(f"NDCG@10: {name}" + (" (alone)" if name != "ranked pipeline" else ""), f"{v:.4f}")
+            for name, v in report.ndcg.items()]
+    rows += [("ranked pipeline vs best single source", f"{report.ndcg['ranked pipeline'] / value - 1:+.1%} vs {best}"),
+             ("candidate recall (all sources)", f"{report.recall['all']:.3f}"),
+             *((f"ranker feature: {name}", f"gain {gain:,.0f}") for name, gain in list(report.importance.items())[:5]),
+             *((key.replace("_", " "), value) for key, value in report.counts.items()),
+             ("seconds", f"{report.seconds:.2f}")]
+    console.print(summary_table("ranked pipeline, stage by stage (temporal test period)", rows))

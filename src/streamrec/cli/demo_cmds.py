@@ -21,8 +21,8 @@ def register(app: typer.Typer) -> None:
         fresh: bool = typer.Option(True, help="start from an empty data folder (DATA_DIR/demo)"),
     ) -> None:
         """Generate a world, ingest it (with a file of broken events), preprocess, build the feature snapshot, train
-        and compare the model zoo, register the champion, measure the candidate stage, and print what each stage
-        did."""
+        and compare the model zoo, register the champion, evaluate the ranked pipeline stage by stage, and print
+        what each stage did."""
         from streamrec.cli import candidates_cmds, features_cmds, ingest_cmds, preprocess_cmds, train_cmds
         from streamrec.evaluation import write_report
         from streamrec.training import interactions_from_store, train_and_register
@@ -70,8 +70,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"champion: {out.best} (registry version {out.version}, {out.promote_reason}); "
                       f"report: {report}")
 
-        console.rule("6. candidate stage: what share of the held-out plays each source proposes")
-        candidates_cmds.print_report(candidates_cmds.run(settings))
+        console.rule("6. ranked pipeline: candidates from every source, LightGBM ranker on point-in-time features")
+        candidates_cmds.print_pipeline(candidates_cmds.run_pipeline(settings))
         console.rule(f"done in {time.perf_counter() - began:.1f}s — data in {root}")
 
 

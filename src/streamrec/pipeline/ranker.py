@@ -1,0 +1,103 @@
+"""The learned ranker: LightGBM LambdaMART over candidate features, graded labels from watch completion.
+
+Saved as LightGBM's own text model plus a checksum (never pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from streamrec.errors import ChecksumError, DataError, NotFound
+
+
+class RankerConfig(BaseModel, extra="forbid"):
+    n_estimators: int = Field(300, ge=1, le=10_000)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(31, ge=2, le=4096)
+    min_child_samples: int = Field(20, ge=1)
+    seed: int = Field(42, ge=0)
+    num_threads: int = Field(0, ge=0, description="LightGBM threads (0: all cores)")
+
+
+class Ranker:
+    """fit(features, labels, groups) → self; score(features) never changes the model."""
+
+    def __init__(self, config: RankerConfig | dict | None = None, **overrides):
+        base = config.model_dump() if isinstance(config, RankerConfig) else dict(config or {})
+        self.config = RankerConfig(**{**base, **overrides})
+
+    def fit(self, features: np.ndarray, labels: np.ndarray, groups: np.ndarray, names: list[str]) -> Self:
+        """Learn to order each group's rows (one group per user's candidates, rows in group order).
+
+        Args:
+            features: (rows × features) float, NaN for a missing value.
+            labels: graded relevance per row (0 = not watched), integers ≥ 0.
+            groups: the sizes of consecutive groups (summing to the number of rows).
+            names: one name per feature column.
+        Raises:
+            DataError: shapes that do not agree, or no group with a positive label.
+        """
+        import lightgbm as lgb  # heavy import, only when used
+
+        if features.shape[0] != len(labels) or int(np.sum(groups)) != len(labels) or features.shape[1] != len(names):
+            raise DataError("ranker training data", f"features {features.shape}, {len(labels)} labels, groups summing "
+                                                    f"to {int(np.sum(groups))}, {len(names)} names do not agree")
+        if labels.min() < 0 or labels.max() > 30:
+            raise DataError("ranker training data", "labels must be graded 0..30 (LightGBM's default label gains)")
+        if not (labels > 0).any():
+            raise DataError("ranker training data", "no positive label: nothing to learn an order from")
+        cfg = self.config
+        model = lgb.LGBMRanker(objective="lambdarank", n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate,
+                               num_leaves=cfg.num_leaves, min_child_samples=cfg.min_child_samples,
+                               random_state=cfg.seed, n_jobs=cfg.num_threads or None, verbose=-1)
+        model.fit(np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.int32), group=groups,
+                  feature_name=list(names))
+        self.booster_ = model.booster_
+        self.names_ = list(names)
+        return self
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """The ranker's score per row (higher is better)."""
+        if not hasattr(self, "booster_"):
+            raise DataError("ranker", "not fitted: call fit() or load() first")
+        if features.shape[1] != len(self.names_):
+            raise DataError("ranker input", f"{features.shape[1]} features, the ranker was trained on {len(self.names_)}")
+        return np.asarray(self.booster_.predict(np.asarray(features, dtype=np.float32)), dtype=np.float32)
+
+    def importance(self) -> dict[str, float]:
+        """Total gain per feature, largest first."""
+        gains = self.booster_.feature_importance(importance_type="gain")
+        return dict(sorted(zip(self.names_, map(float, gains)), key=lambda kv: -kv[1]))
+
+    def save(self, folder: Path | str) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        text = self.booster_.model_to_string()
+        (folder / "ranker.txt").write_text(text)
+        meta = {"config": self.config.model_dump(), "names": self.names_,
+                "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        (folder / "ranker.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path | str) -> Ranker:
+        import lightgbm as lgb
+
+        folder = Path(folder)
+        if not (folder / "ranker.json").is_file() or not (folder / "ranker.txt").is_file():
+            raise NotFound("saved ranker", str(folder))
+        meta = json.loads((folder / "ranker.json").read_text())
+        text = (folder / "ranker.txt").read_text()
+        actual = hashlib.sha256(text.encode()).hexdigest()
+        if actual != meta["sha256"]:
+            raise ChecksumError(str(folder / "ranker.txt"), meta["sha256"], actual)
+        ranker = cls(meta["config"])
+        ranker.booster_ = lgb.Booster(model_str=text)
+        ranker.names_ = list(meta["names"])
+        return ranker
