@@ -57,12 +57,17 @@ def register(app: typer.Typer) -> None:
         print_report(run(settings_of(ctx), quotas))
 
     @app.command()
-    def pipeline(ctx: typer.Context) -> None:
-        """Each candidate source alone vs their union ordered by the LightGBM ranker on point-in-time features."""
-        print_pipeline(run_pipeline(settings_of(ctx)))
+    def pipeline(
+        ctx: typer.Context,
+        diversity: float = typer.Option(0.3, "--diversity", min=0.0, max=1.0,
+                                        help="MMR weight of genre diversity in the re-ranked stage (0: off)"),
+    ) -> None:
+        """Each candidate source alone vs their union ordered by the LightGBM ranker on point-in-time features, and
+        re-ranked for genre diversity (MMR)."""
+        print_pipeline(run_pipeline(settings_of(ctx), diversity))
 
 
-def run_pipeline(settings):
+def run_pipeline(settings, diversity: float = 0.3):
     """The stage-by-stage evaluation of the ranked pipeline on the store's interactions and events."""
     from streamrec.pipeline.stages import evaluate_pipeline
     from streamrec.storage.events import open_event_store
@@ -70,12 +75,13 @@ def run_pipeline(settings):
 
     table = interactions_from_store(settings)
     with open_event_store(settings, read_only=True) as store:
-        return evaluate_pipeline(store.con, table, settings.train.split)
+        return evaluate_pipeline(store.con, table, settings.train.split, diversity=diversity)
 
 
 def print_pipeline(report) -> None:
     best, value = report.best_single
-    rows = [(f"NDCG@10: {name}" + (" (alone)" if name != "ranked pipeline" else ""), f"{v:.4f}")
+    rows = [(f"{name}" + ("" if name.startswith("ranked") else " alone"),
+             f"NDCG@10 {v:.4f}" + (f", genre diversity {report.diversity[name]:.3f}" if name in report.diversity else ""))
             for name, v in report.ndcg.items()]
     rows += [("ranked pipeline vs best single source", f"{report.ndcg['ranked pipeline'] / value - 1:+.1%} vs {best}"),
              ("candidate recall (all sources)", f"{report.recall['all']:.3f}"),

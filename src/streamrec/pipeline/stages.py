@@ -1,5 +1,5 @@
 """The ranked pipeline end to end on a temporal split, stage by stage: each candidate source alone, then the union
-ordered by the LightGBM ranker on point-in-time features. The ranker learns on the last part of the training
+ordered by the LightGBM ranker on point-in-time features, then re-ranked for genre diversity. The ranker learns on the last part of the training
 period (candidates from models fitted before it, labels from what was watched in it), never on the test period."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from streamrec.features.definitions import GenreMatch
 from streamrec.models import create_model
 from streamrec.pipeline.candidates import CandidateSet, ModelSource, candidate_recall, gather
 from streamrec.pipeline.ranker import Ranker, RankerConfig
+from streamrec.pipeline.rerank import mmr
 from streamrec.settings import SplitConfig
 
 K = 10
@@ -33,6 +34,7 @@ class PipelineReport:
     """NDCG@10 per stage on the test period, candidate recall, the ranker's feature importance."""
 
     ndcg: dict[str, float] = field(default_factory=dict)
+    diversity: dict[str, float] = field(default_factory=dict)  # intra-list genre diversity@10 per stage
     recall: dict[str, float] = field(default_factory=dict)
     importance: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -40,9 +42,19 @@ class PipelineReport:
 
     @property
     def best_single(self) -> tuple[str, float]:
-        singles = {k: v for k, v in self.ndcg.items() if k != "ranked pipeline"}
+        singles = {k: v for k, v in self.ndcg.items() if not k.startswith("ranked")}
         name = max(singles, key=singles.get)
         return name, singles[name]
+
+
+def _genres(con: duckdb.DuckDBPyConnection, item_ids: np.ndarray) -> np.ndarray | None:
+    """Boolean titles × genres in `item_ids` order from the catalog, None without one (or without any genre)."""
+    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'titles'").fetchall()[0][0]
+    if not has:
+        return None
+    rows = con.execute("SELECT item_id, genres FROM titles").fetchall()
+    matrix, names = M.genre_matrix(item_ids, {item: list(g or []) for item, g in rows})
+    return matrix if names else None
 
 
 def _cut_time(split: Split) -> datetime:
@@ -98,18 +110,20 @@ def _labels(cands: CandidateSet, data: EvalData, split: Split) -> np.ndarray:
     return np.array([grade.get((r, c), 0) for r, c in zip(cands.row, cands.col)], dtype=np.int32)
 
 
-def _ndcg_of(order_scores: np.ndarray, cands: CandidateSet, data: EvalData) -> float:
-    """NDCG@K of each user's candidates ordered by `order_scores` (higher first)."""
-    n_users = len(data.user_ids)
-    recs = np.full((n_users, K), -1, dtype=np.int64)
+def _top_k(order_scores: np.ndarray, cands: CandidateSet, n_users: int, k: int = K,
+           rerank=None) -> np.ndarray:
+    """Each user's candidates ordered by `order_scores` (higher first), cut to k; `rerank(cols, scores)` may reorder
+    a user's best candidates (returns positions into them)."""
+    recs = np.full((n_users, k), -1, dtype=np.int64)
     order = np.lexsort((-order_scores, cands.row))
-    rows, cols = cands.row[order], cands.col[order]
+    rows, cols, scores = cands.row[order], cands.col[order], order_scores[order]
     starts = np.searchsorted(rows, np.arange(n_users))
     ends = np.searchsorted(rows, np.arange(n_users), side="right")
     for u in range(n_users):
-        top = cols[starts[u]:ends[u]][:K]
-        recs[u, :len(top)] = top
-    return float(M.ndcg_at_k(recs, data.relevant, K).mean())
+        mine, values = cols[starts[u]:ends[u]], scores[starts[u]:ends[u]]
+        top = mine[rerank(mine, values)] if rerank is not None and len(mine) else mine[:k]
+        recs[u, :len(top)] = top[:k]
+    return recs
 
 
 def _stage(con, split: Split, events: str, quotas: dict[str, int]):
@@ -122,8 +136,9 @@ def _stage(con, split: Split, events: str, quotas: dict[str, int]):
 
 def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: SplitConfig | None = None,
                       quotas: dict[str, int] | None = None, ranker: RankerConfig | None = None,
-                      events: str = "events") -> PipelineReport:
-    """Each source alone vs the ranked union, on the temporal test period of `table` (interactions with last_ts).
+                      events: str = "events", diversity: float = 0.3) -> PipelineReport:
+    """Each source alone vs the ranked union (and the union re-ranked by MMR over genres with weight `diversity`,
+    when the catalog has genres), on the temporal test period of `table` (interactions with last_ts).
 
     Raises:
         DataError: too little data for the ranker's own training period.
@@ -142,10 +157,25 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
     model = Ranker(ranker).fit(train_x, labels, groups, names)
     data, cands, test_x, _ = _stage(con, outer, events, quotas)
     report = PipelineReport()
+    n_users = len(data.user_ids)
+    genres = _genres(con, data.train.item_ids)
+    stages: dict[str, np.ndarray] = {}
     for s, name in enumerate(cands.sources):
         proposed = cands.rank[s] >= 0
-        report.ndcg[name] = _ndcg_of(np.where(proposed, -cands.rank[s].astype(np.float32), -np.inf), cands, data)
-    report.ndcg["ranked pipeline"] = _ndcg_of(model.score(test_x), cands, data)
+        stages[name] = _top_k(np.where(proposed, -cands.rank[s].astype(np.float32), -np.inf), cands, n_users)
+    ranked_scores = model.score(test_x)
+    stages["ranked pipeline"] = _top_k(ranked_scores, cands, n_users)
+    if genres is not None and diversity > 0:
+        pool = 5 * K  # MMR picks the list from the ranker's best 50
+
+        def rerank(cols: np.ndarray, scores: np.ndarray) -> np.ndarray:
+            return mmr(scores[:pool], genres[cols[:pool]], K, diversity)
+
+        stages["ranked + diversity"] = _top_k(ranked_scores, cands, n_users, rerank=rerank)
+    for name, recs in stages.items():
+        report.ndcg[name] = float(M.ndcg_at_k(recs, data.relevant, K).mean())
+        if genres is not None:
+            report.diversity[name] = float(M.intra_list_diversity(recs, genres, K).mean())
     report.recall = candidate_recall(cands, data.relevant)
     report.importance = dict(list(model.importance().items())[:10])
     report.counts = {"ranker_training_rows": int(len(labels)), "ranker_positives": int((labels > 0).sum()),
