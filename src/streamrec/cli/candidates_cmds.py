@@ -89,3 +89,7 @@ def print_pipeline(report) -> None:
              *((key.replace("_", " "), value) for key, value in report.counts.items()),
              ("seconds", f"{report.seconds:.2f}")]
     console.print(summary_table("ranked pipeline, stage by stage (temporal test period)", rows))
+    if report.example:
+        user, explanations = report.example
+        console.print(summary_table(f"why: the ranked list of test user {user}",
+                                    [(e.item_id, e.text()) for e in explanations[:5]]))

@@ -70,6 +70,11 @@ class Ranker:
             raise DataError("ranker input", f"{features.shape[1]} features, the ranker was trained on {len(self.names_)}")
         return np.asarray(self.booster_.predict(np.asarray(features, dtype=np.float32)), dtype=np.float32)
 
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """Per-row, per-feature contributions to the score (SHAP values; the last column is the bias)."""
+        self.score(features[:0])  # the same fitted / width checks
+        return np.asarray(self.booster_.predict(np.asarray(features, dtype=np.float32), pred_contrib=True))
+
     def importance(self) -> dict[str, float]:
         """Total gain per feature, largest first."""
         gains = self.booster_.feature_importance(importance_type="gain")

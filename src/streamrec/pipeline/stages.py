@@ -22,6 +22,7 @@ from streamrec.features.definitions import GenreMatch
 from streamrec.models import create_model
 from streamrec.pipeline.candidates import CandidateSet, ModelSource, candidate_recall, gather
 from streamrec.pipeline.ranker import Ranker, RankerConfig
+from streamrec.pipeline.explain import Explanation, explain
 from streamrec.pipeline.rerank import mmr
 from streamrec.settings import SplitConfig
 
@@ -38,6 +39,7 @@ class PipelineReport:
     recall: dict[str, float] = field(default_factory=dict)
     importance: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    example: tuple[str, list[Explanation]] | None = None  # one test user's ranked list, explained
     seconds: float = 0.0
 
     @property
@@ -129,9 +131,21 @@ def _top_k(order_scores: np.ndarray, cands: CandidateSet, n_users: int, k: int =
 def _stage(con, split: Split, events: str, quotas: dict[str, int]):
     data = prepare(split)
     at = _cut_time(split)
-    cands = gather(_sources(data), quotas, data.history, data.rows)
+    sources = _sources(data)
+    cands = gather(sources, quotas, data.history, data.rows)
     features, names = _features(con, cands, data, at, events)
-    return data, cands, features, names
+    return data, cands, features, names, sources
+
+
+def _example(user: int, recs: np.ndarray, scores: np.ndarray, cands: CandidateSet, data: EvalData,
+             features: np.ndarray, names: list[str], model: Ranker, similarity: np.ndarray) -> list[Explanation]:
+    """One user's ranked list explained: source, seed title, score, the features that pushed it up."""
+    cols = recs[user][recs[user] >= 0]
+    mine = np.flatnonzero(cands.row == user)
+    at = {int(c): int(i) for c, i in zip(cands.col[mine], mine)}
+    idx = np.array([at[int(c)] for c in cols], dtype=np.int64)
+    return explain(data.train.item_ids, cols, scores[idx], [cands.sources[o] for o in cands.origin[idx]],
+                   data.history[user], similarity, model.contributions(features[idx]), names)
 
 
 def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: SplitConfig | None = None,
@@ -148,14 +162,14 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
     split = split or SplitConfig()
     outer = temporal_split(table, quantile=split.quantile)
     inner = temporal_split(outer.train, quantile=split.quantile)
-    _, train_cands, train_x, names = _stage(con, inner, events, quotas)
+    _, train_cands, train_x, names, _ = _stage(con, inner, events, quotas)
     labels = _labels(train_cands, prepare(inner), inner)
     if not (labels > 0).any():
         raise DataError("pipeline", "no watched title among the candidates of the ranker's training period")
     groups = np.bincount(train_cands.row)
     groups = groups[groups > 0]  # candidates are sorted by row already (gather returns them by (row, title))
     model = Ranker(ranker).fit(train_x, labels, groups, names)
-    data, cands, test_x, _ = _stage(con, outer, events, quotas)
+    data, cands, test_x, _, sources = _stage(con, outer, events, quotas)
     report = PipelineReport()
     n_users = len(data.user_ids)
     genres = _genres(con, data.train.item_ids)
@@ -177,6 +191,10 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
         if genres is not None:
             report.diversity[name] = float(M.intra_list_diversity(recs, genres, K).mean())
     report.recall = candidate_recall(cands, data.relevant)
+    ease = next((src.model for src in sources if src.name == "ease"), None)
+    if ease is not None and n_users:
+        report.example = (str(data.user_ids[0]), _example(0, stages["ranked pipeline"], ranked_scores, cands, data,
+                                                           test_x, names, model, ease.weights_))
     report.importance = dict(list(model.importance().items())[:10])
     report.counts = {"ranker_training_rows": int(len(labels)), "ranker_positives": int((labels > 0).sum()),
                      "test_users": int(len(data.user_ids)), "candidates": int(len(cands.row))}
