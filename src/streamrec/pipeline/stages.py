@@ -41,6 +41,9 @@ class PipelineReport:
     counts: dict[str, int] = field(default_factory=dict)
     example: tuple[str, list[Explanation]] | None = None  # one test user's ranked list, explained
     seconds: float = 0.0
+    ranker: Ranker | None = field(default=None, repr=False)  # the trained ranker (for benchmarks and saving)
+    test_features: np.ndarray | None = field(default=None, repr=False)  # its test-period input rows
+    test_rows: np.ndarray | None = field(default=None, repr=False)  # the test user (row) of each input row
 
     @property
     def best_single(self) -> tuple[str, float]:
@@ -198,6 +201,7 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
     report.importance = dict(list(model.importance().items())[:10])
     report.counts = {"ranker_training_rows": int(len(labels)), "ranker_positives": int((labels > 0).sum()),
                      "test_users": int(len(data.user_ids)), "candidates": int(len(cands.row))}
+    report.ranker, report.test_features, report.test_rows = model, test_x, cands.row
     report.seconds = time.perf_counter() - began
     return report
 

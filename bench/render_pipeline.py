@@ -1,0 +1,41 @@
+"""BENCHMARKS.md section for bench/pipeline.py (issue 4): the ranked pipeline stage by stage, and ranking latency.
+
+Found by bench/render.py (it calls `section()` of every bench/render_*.py); reads bench/results/pipeline.json.
+"""
+
+from __future__ import annotations
+
+from render import load, table, verdict  # bench/ is on sys.path under render.py
+
+
+def section() -> str:
+    r = load("pipeline")
+    if r is None:
+        return ""
+    w, lat = r["world"], r["latency"]
+    rows = [[name + ("" if name.startswith("ranked") else " alone"), f"{value:.4f}",
+             f"{r['genre_diversity@10'].get(name, float('nan')):.3f}",
+             f"{r['candidate_recall'][name]:.3f}" if name in r["candidate_recall"] else "–"]
+            for name, value in r["ndcg@10"].items()]
+    best = r["best_single"]
+    lines = [
+        "## Ranked pipeline, stage by stage (issue 4)",
+        "",
+        f"`{r['command'].strip()}` — synthetic world \"{w['size']}\" (seed {w['seed']}: {w['events']:,} events, "
+        f"{w['users']:,} users, {w['titles']:,} titles), temporal split; the ranker learns on the last part of the "
+        f"training period only. {r['counts']['test_users']:,} test users, {r['counts']['candidates']:,} candidates; "
+        f"candidate recall of all sources together {r['candidate_recall']['all']:.3f}. Whole run {r['seconds']:.0f} s.",
+        "",
+        table(["stage", "NDCG@10", "genre diversity@10", "candidate recall"], rows),
+        "",
+        f"The ranked pipeline vs the best single source ({best['source']}, {best['ndcg@10']:.4f}): "
+        f"**{r['gain_vs_best_single']:+.1%}** NDCG@10. Top ranker features by gain: "
+        + ", ".join(list(r["importance"])[:5]) + ".",
+        "",
+        f"Ranking {lat['candidates']} candidates for one user (gathering their {lat['features']} feature columns and "
+        f"scoring with LightGBM, in-process, {lat['users']} users): p50 {lat['p50_ms']} ms, p99 **{lat['p99_ms']} ms** "
+        f"(target ≤ {lat['target_p99_ms']:g} ms: {verdict(lat['met'])}). Feature retrieval from the online store is "
+        "not measured yet (the online store arrives with issue 6).",
+        "",
+    ]
+    return "\n".join(lines)
