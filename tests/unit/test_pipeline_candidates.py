@@ -79,7 +79,7 @@ def test_new_releases_are_the_titles_released_in_the_window_newest_first():
 
     import pyarrow as pa
 
-    from streamrec.pipeline.recall import new_release_cols
+    from streamrec.pipeline.sources import new_release_cols
 
     titles = pa.table({"item_id": ["a", "b", "c", "d", "x"],
                        "release_date": pa.array([date(2026, 1, 1), date(2026, 2, 20), date(2026, 3, 1),
@@ -87,3 +87,40 @@ def test_new_releases_are_the_titles_released_in_the_window_newest_first():
     cols = new_release_cols(titles, np.array(["a", "b", "c", "d"], dtype=object), datetime(2026, 3, 2), days=30)
     assert cols.tolist() == [2, 1]  # c then b; a is too old, d not out yet, x is not in the training vocabulary
     assert new_release_cols(None, np.array(["a"], dtype=object), datetime(2026, 3, 2), 30).tolist() == []
+
+
+def test_continue_watching_lists_started_unfinished_titles_latest_first_and_skips_seen():
+    from datetime import datetime, timedelta
+
+    import duckdb
+    import pyarrow as pa
+
+    from streamrec.evaluation.runner import prepare
+    from streamrec.evaluation.splits import Split
+    from streamrec.pipeline.candidates import PerUserListSource
+    from streamrec.pipeline.sources import continue_watching
+
+    t0 = datetime(2026, 5, 1)
+    train = pa.table({"user_id": ["u1", "u1", "u2"], "item_id": ["a", "b", "c"], "weight": [1.0, 1.0, 1.0]})
+    test = pa.table({"user_id": ["u1", "u2"], "item_id": ["c", "a"], "weight": [1.0, 1.0]})
+    data = prepare(Split("t", train, test))
+    events = pa.table({
+        "user_id": ["u1", "u1", "u1", "u1", "u2", "u1"],
+        "item_id": ["c", "b", "a", "a", "a", "c"],
+        "type": ["progress", "progress", "progress", "complete", "play", "progress"],
+        "fraction": [0.3, 0.5, 0.2, 1.0, None, 0.95],
+        "ts": pa.array([t0 - timedelta(hours=5), t0 - timedelta(hours=1), t0 - timedelta(hours=9),
+                        t0 - timedelta(hours=8), t0 - timedelta(hours=2), t0 + timedelta(hours=1)],
+                       pa.timestamp("us")),
+    })
+    con = duckdb.connect()
+    con.register("events", events)
+    lists = continue_watching(con, data, t0, "events")
+    user_row = {u: i for i, u in enumerate(data.user_ids)}
+    item = {c: i for i, c in enumerate(data.train.item_ids)}
+    # u1: b (1 h ago), c (5 h ago; finished only after t0), not a (completed); u2: a (played, never finished)
+    assert lists[user_row["u1"]].tolist() == [item["b"], item["c"]]
+    assert lists[user_row["u2"]].tolist() == [item["a"]]
+    cols, _ = PerUserListSource("continue_watching", lists, data.train.n_items).propose(
+        data.history, data.rows, 5)
+    assert cols[user_row["u1"]].tolist()[:2] == [item["c"], -1]  # b is in u1's training history: seen, dropped

@@ -13,14 +13,14 @@ from streamrec.cli.ui import console, summary_table
 
 def run(settings, quotas: Optional[dict[str, int]] = None):
     """Candidate recall on the settings' train/test split of the store's interactions."""
+    from streamrec.features import events_relation
     from streamrec.pipeline.recall import candidate_stage_recall
     from streamrec.storage.events import open_event_store
     from streamrec.training.sources import interactions_from_store
 
     table = interactions_from_store(settings)
-    with open_event_store(settings, read_only=True) as store:
-        titles = store.read("titles")
-    return candidate_stage_recall(table, titles, settings.train.split, quotas)
+    with open_event_store(settings) as store:
+        return candidate_stage_recall(store.con, table, settings.train.split, quotas, events_relation(store.con))
 
 
 def print_report(report) -> None:
@@ -38,21 +38,21 @@ def register(app: typer.Typer) -> None:
     def candidates(
         ctx: typer.Context,
         quota: Optional[list[str]] = typer.Option(
-            None, "--quota", help="SOURCE=N, repeatable (sources: ease, als, trending, new_releases; default "
-                                  "ease=100 als=100 trending=50 new_releases=20)"),
+            None, "--quota", help="SOURCE=N, repeatable: only these sources (ease, als, trending, continue_watching, "
+                                  "new_releases; default all: 100, 100, 50, 10, 20)"),
     ) -> None:
         """Measure the candidate stage: the share of held-out positives each source, and their union, proposes."""
         from streamrec.errors import ConfigError
-        from streamrec.pipeline.recall import DEFAULT_QUOTAS
+        from streamrec.pipeline.sources import QUOTAS
 
         quotas = None
         if quota:
             quotas = {}
             for item in quota:
                 name, _, value = item.partition("=")
-                if name not in DEFAULT_QUOTAS or not value.isdigit() or int(value) < 1:
+                if name not in QUOTAS or not value.isdigit() or int(value) < 1:
                     raise ConfigError(f"--quota {item!r}: expected SOURCE=N with N ≥ 1 and SOURCE one of "
-                                      f"{', '.join(DEFAULT_QUOTAS)}")
+                                      f"{', '.join(QUOTAS)}")
                 quotas[name] = int(value)
         print_report(run(settings_of(ctx), quotas))
 
@@ -69,13 +69,15 @@ def register(app: typer.Typer) -> None:
 
 def run_pipeline(settings, diversity: float = 0.3):
     """The stage-by-stage evaluation of the ranked pipeline on the store's interactions and events."""
+    from streamrec.features import events_relation
     from streamrec.pipeline.stages import evaluate_pipeline
     from streamrec.storage.events import open_event_store
     from streamrec.training.sources import interactions_from_store
 
     table = interactions_from_store(settings)
-    with open_event_store(settings, read_only=True) as store:
-        return evaluate_pipeline(store.con, table, settings.train.split, diversity=diversity)
+    with open_event_store(settings) as store:
+        return evaluate_pipeline(store.con, table, settings.train.split, diversity=diversity,
+                                 events=events_relation(store.con))
 
 
 def print_pipeline(report) -> None:

@@ -51,6 +51,25 @@ class FixedListSource:
         return top_k(scores, n)
 
 
+@dataclass
+class PerUserListSource:
+    """A ranked list per history row (continue watching, a user's own list), minus what the row has seen."""
+
+    name: str
+    lists: dict[int, np.ndarray]  # history row → columns, best first
+    n_items: int
+
+    def propose(self, history: sparse.csr_matrix, users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        cols = np.full((history.shape[0], n), -1, dtype=np.int64)
+        scores = np.full((history.shape[0], n), -np.inf, dtype=np.float32)
+        for row, mine in self.lists.items():
+            seen = set(history.indices[history.indptr[row]:history.indptr[row + 1]].tolist())
+            keep = [c for c in mine if c not in seen][:n]
+            cols[row, :len(keep)] = keep
+            scores[row, :len(keep)] = -np.arange(len(keep), dtype=np.float32)
+        return cols, scores
+
+
 @dataclass(frozen=True)
 class CandidateSet:
     """The union of the sources' proposals, flattened: one entry per (row, title).

@@ -19,15 +19,14 @@ from streamrec.evaluation.runner import EvalData, prepare
 from streamrec.evaluation.splits import Split, temporal_split
 from streamrec.features import BUILTIN, entity_features, point_in_time
 from streamrec.features.definitions import GenreMatch
-from streamrec.models import create_model
-from streamrec.pipeline.candidates import CandidateSet, ModelSource, candidate_recall, gather
-from streamrec.pipeline.ranker import Ranker, RankerConfig
+from streamrec.pipeline.candidates import CandidateSet, candidate_recall, gather
 from streamrec.pipeline.explain import Explanation, explain
+from streamrec.pipeline.ranker import Ranker, RankerConfig
 from streamrec.pipeline.rerank import mmr
+from streamrec.pipeline.sources import DEFAULT_QUOTA, QUOTAS, build_sources, has_table
 from streamrec.settings import SplitConfig
 
 K = 10
-QUOTAS = {"ease": 100, "als": 100, "trending": 50}
 
 
 @dataclass
@@ -54,8 +53,7 @@ class PipelineReport:
 
 def _genres(con: duckdb.DuckDBPyConnection, item_ids: np.ndarray) -> np.ndarray | None:
     """Boolean titles × genres in `item_ids` order from the catalog, None without one (or without any genre)."""
-    has = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'titles'").fetchall()[0][0]
-    if not has:
+    if not has_table(con, "titles"):
         return None
     rows = con.execute("SELECT item_id, genres FROM titles").fetchall()
     matrix, names = M.genre_matrix(item_ids, {item: list(g or []) for item, g in rows})
@@ -64,12 +62,6 @@ def _genres(con: duckdb.DuckDBPyConnection, item_ids: np.ndarray) -> np.ndarray 
 
 def _cut_time(split: Split) -> datetime:
     return pd.Timestamp(split.params["at"]).tz_convert("UTC").tz_localize(None).floor("us").to_pydatetime()
-
-
-def _sources(data: EvalData) -> list[ModelSource]:
-    return [ModelSource("ease", create_model("ease").fit(data.train)),
-            ModelSource("als", create_model("als").fit(data.train)),
-            ModelSource("trending", create_model("popularity", half_life_days=7.0).fit(data.train))]
 
 
 def _features(con: duckdb.DuckDBPyConnection, cands: CandidateSet, data: EvalData, at: datetime,
@@ -134,7 +126,8 @@ def _top_k(order_scores: np.ndarray, cands: CandidateSet, n_users: int, k: int =
 def _stage(con, split: Split, events: str, quotas: dict[str, int]):
     data = prepare(split)
     at = _cut_time(split)
-    sources = _sources(data)
+    sources = build_sources(con, data, at, events)
+    quotas = {src.name: quotas.get(src.name, DEFAULT_QUOTA) for src in sources}
     cands = gather(sources, quotas, data.history, data.rows)
     features, names = _features(con, cands, data, at, events)
     return data, cands, features, names, sources

@@ -1,0 +1,66 @@
+"""The candidate sources as of a time: models fitted on the history, plus lists from the events (continue watching)
+and the catalog (new releases)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from streamrec.evaluation.runner import EvalData
+from streamrec.models import create_model
+from streamrec.pipeline.candidates import FixedListSource, ModelSource, PerUserListSource
+
+QUOTAS = {"ease": 100, "als": 100, "trending": 50, "continue_watching": 10, "new_releases": 20}
+DEFAULT_QUOTA = 20
+NEW_RELEASE_DAYS = 60.0
+
+
+def build_sources(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, events: str = "events") -> list:
+    """Every candidate source as of `at`: EASE and ALS from the history, trending, continue watching (from the
+    events before `at`), and new releases (from the catalog), each fitted on `data.train`."""
+    sources: list = [ModelSource("ease", create_model("ease").fit(data.train)),
+                     ModelSource("als", create_model("als").fit(data.train)),
+                     ModelSource("trending", create_model("popularity", half_life_days=7.0).fit(data.train))]
+    started = continue_watching(con, data, at, events)
+    if started:
+        sources.append(PerUserListSource("continue_watching", started, data.train.n_items))
+    titles = con.sql("SELECT * FROM titles").to_arrow_table() if has_table(con, "titles") else None
+    fresh = new_release_cols(titles, data.train.item_ids, at, NEW_RELEASE_DAYS)
+    if len(fresh):
+        sources.append(FixedListSource("new_releases", fresh, data.train.n_items))
+    return sources
+
+
+def continue_watching(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, events: str,
+                      finished: float = 0.9) -> dict[int, np.ndarray]:
+    """Per test user: titles started before `at` but neither completed nor watched past `finished`, latest first."""
+    rows = con.execute(
+        f"SELECT user_id, item_id FROM (SELECT user_id, item_id, max(ts) AS last, max(fraction) AS f, "
+        f"bool_or(type = 'complete') AS done FROM {events} WHERE ts < ? AND type IN ('play', 'progress', 'complete') "
+        "GROUP BY ALL) WHERE NOT done AND coalesce(f, 0) < ? ORDER BY user_id, last DESC", [at, finished]).fetchall()
+    user_row = {u: i for i, u in enumerate(data.user_ids)}
+    item_col = data.train.item_index
+    lists: dict[int, list[int]] = {}
+    for user, item in rows:
+        if user in user_row and item in item_col:
+            lists.setdefault(user_row[user], []).append(item_col[item])
+    return {row: np.asarray(cols, dtype=np.int64) for row, cols in lists.items()}
+
+
+def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table])
+                .fetchall()[0][0])
+
+
+def new_release_cols(titles: pa.Table | None, item_ids: np.ndarray, until, days: float) -> np.ndarray:
+    """Columns of the titles released in the `days` before `until`, newest first (none without a catalog)."""
+    if titles is None or titles.num_rows == 0 or "release_date" not in titles.column_names:
+        return np.zeros(0, dtype=np.int64)
+    index = {item: i for i, item in enumerate(item_ids)}
+    start = (until - timedelta(days=days)).date()
+    rows = [(r["release_date"], index[r["item_id"]]) for r in titles.select(["item_id", "release_date"]).to_pylist()
+            if r["release_date"] is not None and r["item_id"] in index and start <= r["release_date"] <= until.date()]
+    return np.array([col for _, col in sorted(rows, key=lambda x: x[0], reverse=True)], dtype=np.int64)
