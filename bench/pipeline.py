@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from streamrec.data.synthetic import WorldConfig, generate_world  # noqa: E402
 from streamrec.events.runner import ingest_paths  # noqa: E402
+from streamrec.features import events_relation  # noqa: E402
 from streamrec.logs import configure_logging  # noqa: E402
 from streamrec.pipeline.stages import evaluate_pipeline  # noqa: E402
 from streamrec.preprocess.pipeline import run_preprocess  # noqa: E402
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             ingest_paths(store, [world], IngestConfig())
             run_preprocess(store.con, PreprocessConfig())
             table = store.con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
-            report = evaluate_pipeline(store.con, table)
+            report = evaluate_pipeline(store.con, table, events=events_relation(store.con))
     best, best_value = report.best_single
     result = {
         "command": "python bench/pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv),
