@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--candidates", type=int, default=500)
     parser.add_argument("--latency-users", type=int, default=300)
+    parser.add_argument("--impressions", action="store_true",
+                        help="add titles shown but not engaged with to the ranker's training negatives")
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args(argv)
     configure_logging("warning")
@@ -80,13 +82,15 @@ def main(argv: list[str] | None = None) -> int:
             ingest_paths(store, [world], IngestConfig())
             run_preprocess(store.con, PreprocessConfig())
             table = store.con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
-            report = evaluate_pipeline(store.con, table, events=events_relation(store.con))
+            report = evaluate_pipeline(store.con, table, events=events_relation(store.con),
+                                       impressions=args.impressions)
     best, best_value = report.best_single
     result = {
         "command": "python bench/pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
         "world": {"size": args.size, "seed": args.seed, "events": info.counts.get("events"),
                   "users": info.counts.get("users"), "titles": info.counts.get("titles")},
+        "impression_negatives": args.impressions,
         "ndcg@10": report.ndcg, "genre_diversity@10": report.diversity, "candidate_recall": report.recall,
         "best_single": {"source": best, "ndcg@10": best_value},
         "gain_vs_best_single": report.ndcg["ranked pipeline"] / best_value - 1,

@@ -124,3 +124,35 @@ def test_continue_watching_lists_started_unfinished_titles_latest_first_and_skip
     cols, _ = PerUserListSource("continue_watching", lists, data.train.n_items).propose(
         data.history, data.rows, 5)
     assert cols[user_row["u1"]].tolist()[:2] == [item["c"], -1]  # b is in u1's training history: seen, dropped
+
+
+def test_impressed_but_unwatched_titles_join_the_training_candidates_without_a_source():
+    from datetime import datetime, timedelta
+
+    import duckdb
+    import pyarrow as pa
+
+    from streamrec.evaluation.runner import prepare
+    from streamrec.evaluation.splits import Split
+    from streamrec.pipeline.stages import with_impressed
+
+    t0 = datetime(2026, 5, 1)
+    train = pa.table({"user_id": ["u1", "u2"], "item_id": ["a", "b"], "weight": [1.0, 1.0]})
+    test = pa.table({"user_id": ["u1"], "item_id": ["c"], "weight": [1.0]})
+    data = prepare(Split("t", train, test))
+    only_a = FixedListSource("editorial", np.array([data.train.item_index["a"]]), data.train.n_items)
+    cands = gather([only_a], {"editorial": 1}, data.history, data.rows)  # u2 gets a; u1 has seen a
+    at = lambda h: t0 + timedelta(hours=h)  # noqa: E731
+    events = pa.table({"user_id": ["u1", "u1", "u1", "u1", "u2"], "item_id": ["b", "c", "c", "a", "a"],
+                       "type": ["impression", "impression", "play", "impression", "impression"],
+                       "ts": pa.array([at(1), at(2), at(3), at(4), at(-5)], pa.timestamp("us"))})
+    con = duckdb.connect()
+    con.register("events", events)
+    out = with_impressed(con, cands, data, t0, at(10), "events")
+    items = data.train.item_ids
+    added = {(data.user_ids[r], items[c]) for r, c, o in zip(out.row, out.col, out.origin) if o < 0}
+    # u1 was shown b (added: shown, not played), c (unknown to training) and a (in u1's history); u2's impression
+    # came before the period
+    assert added == {("u1", "b")}
+    assert np.all(np.diff(out.row) >= 0) and len(out.row) == len(cands.row) + len(added)
+    assert np.isnan(out.score[:, out.origin < 0]).all() and (out.rank[:, out.origin < 0] == -1).all()
