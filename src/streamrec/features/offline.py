@@ -68,14 +68,14 @@ def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: lis
                              f"ON {alias}.__row = s.__row")
                 columns.update({f.name: f'{alias}."{f.name}"' for f in chosen})
             attributes = [f for f in features if f.entity == entity and isinstance(f, Attribute)]
-            if attributes and _has_table(con, CATALOG[entity]):
+            if attributes and has_table(con, CATALOG[entity]):
                 joins.append(f"LEFT JOIN {CATALOG[entity]} c_{entity} ON c_{entity}.{KEY[entity]} = s.{KEY[entity]}")
                 columns.update({f.name: f"{_attribute_sql(f, f'c_{entity}')}" for f in attributes})
             else:  # no catalog loaded (e.g. a bare events file): the attribute is unknown
                 columns.update({f.name: f"CAST(NULL AS {f.dtype})" for f in attributes})
         columns.update({f.name: _attribute_sql(f, "c") for f in features if f.entity == "context"})
         for i, f in enumerate(f for f in features if isinstance(f, GenreMatch)):
-            if _has_table(con, "titles"):
+            if has_table(con, "titles"):
                 joins.append(f"LEFT JOIN ({_genre_match_query(name, f, events)}) gm{i} ON gm{i}.__row = s.__row")
                 columns[f.name] = f"coalesce(gm{i}.value, 0.0)"
             else:
@@ -114,7 +114,8 @@ def _attribute_sql(attribute: Attribute, alias: str) -> str:
     return re.sub(r"\bc\.", f"{alias}.", attribute.sql)
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether a table or view (a registered Arrow table too) of that name is visible on the connection."""
     return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
                             [table]).fetchall()[0][0])
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from streamrec.errors import DataError
 from streamrec.features.definitions import BUILTIN, Feature, select
-from streamrec.features.offline import KEY, point_in_time
+from streamrec.features.offline import KEY, has_table, point_in_time
 
 
 @dataclass
@@ -31,8 +31,7 @@ class SnapshotReport:
 def events_relation(con: duckdb.DuckDBPyConnection) -> str:
     """The events features read: the store's events without those of users `streamrec preprocess` flagged as bots
     (a bot's plays would inflate every title it touched)."""
-    has_bots = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'bots'").fetchall()[0][0]
-    if not has_bots:
+    if not has_table(con, "bots"):
         return "events"
     con.execute("CREATE OR REPLACE TEMP VIEW feature_events AS "
                 "SELECT * FROM events WHERE user_id NOT IN (SELECT user_id FROM bots)")

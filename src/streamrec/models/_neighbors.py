@@ -7,7 +7,36 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from scipy import sparse
 
+from streamrec.data.interactions import Interactions
+from streamrec.models.base import Recommender
+
 BLOCK_ELEMENTS = 1 << 24  # dense elements per block: 64 MiB of float32, 128 MiB of float64
+
+
+class ItemItemModel(Recommender):
+    """Base of the models whose learned state is one titles × titles matrix (the first name in `learned`, dense or
+    sparse) and whose scores are the history times that matrix: EASE, item-kNN, RP3β."""
+
+    def score(self, history: sparse.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
+        """history @ item-item weights, in float32.
+
+        Args:
+            history: (n_users × n_items) sparse weights.
+            users: ignored (the model keeps no per-user state).
+        Returns:
+            (n_users × n_items) float32.
+        """
+        history = self._check_history(history)
+        product = history @ getattr(self, self.learned[0])
+        return np.asarray(product.toarray() if sparse.issparse(product) else product, dtype=np.float32)
+
+
+def training_matrix(data: Interactions, binary: bool) -> sparse.csr_matrix:
+    """A float32 copy of the interaction weights; with `binary`, 1 for every watched title."""
+    matrix = sparse.csr_matrix(data.matrix, dtype=np.float32, copy=True)
+    if binary:
+        matrix.data = (matrix.data != 0).astype(np.float32)
+    return matrix
 
 
 def row_blocks(n_rows: int, n_cols: int, max_elements: int | None = None) -> Iterator[tuple[int, int]]:

@@ -12,15 +12,13 @@ from typing import Self
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy import sparse
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
 from streamrec.data.interactions import Interactions
 from streamrec.errors import ConfigError, DataError
 from streamrec.logs import get_logger
-from streamrec.models._neighbors import add_session_cooccurrence, dense_gram, row_blocks
-from streamrec.models.base import Recommender
+from streamrec.models._neighbors import ItemItemModel, add_session_cooccurrence, dense_gram, row_blocks
 
 
 class EASEConfig(BaseModel, extra="forbid"):
@@ -39,7 +37,7 @@ class EASEConfig(BaseModel, extra="forbid"):
 log = get_logger(__name__)
 
 
-class EASE(Recommender):
+class EASE(ItemItemModel):
     """Embarrassingly shallow autoencoder: B = I − P·diag(1/diag P), P = (XᵀX + γ·S + λI)⁻¹, diagonal forced to 0.
 
     S is the session co-occurrence (`session_weight` γ > 0 and interaction times known): pairs of titles a user
@@ -89,18 +87,6 @@ class EASE(Recommender):
         self.weights_ = weights
         self.item_ids_ = np.asarray(data.item_ids, dtype=object)
         return self
-
-    def score(self, history: sparse.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
-        """history @ B in float32.
-
-        Args:
-            history: (n_users × n_items) sparse weights.
-            users: ignored (the model keeps no per-user state).
-        Returns:
-            (n_users × n_items) float32.
-        """
-        history = self._check_history(history)
-        return np.asarray(history @ self.weights_, dtype=np.float32)
 
 
 def _inverse_spd_inplace(matrix: np.ndarray) -> np.ndarray:

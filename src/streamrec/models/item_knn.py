@@ -9,8 +9,7 @@ from pydantic import BaseModel, Field
 from scipy import sparse
 
 from streamrec.data.interactions import Interactions
-from streamrec.models._neighbors import top_n_rows
-from streamrec.models.base import Recommender
+from streamrec.models._neighbors import ItemItemModel, training_matrix, top_n_rows
 
 
 class ItemKNNConfig(BaseModel, extra="forbid"):
@@ -23,7 +22,7 @@ class ItemKNNConfig(BaseModel, extra="forbid"):
     binary: bool = Field(False, description="use 1 for every watched title instead of its weight (similarity only)")
 
 
-class ItemKNN(Recommender):
+class ItemKNN(ItemItemModel):
     """Sparse item-item cosine kNN (Sarwar et al. 2001) with shrinkage (Koren 2008) and optional user IDF."""
 
     name = "item_knn"
@@ -40,9 +39,7 @@ class ItemKNN(Recommender):
             self, with `similarity_` (n_items × n_items float32 CSR; row i holds i's neighbours).
         """
         self._check_data(data)
-        matrix = sparse.csr_matrix(data.matrix, dtype=np.float32, copy=True)
-        if self.config.binary:
-            matrix.data = (matrix.data != 0).astype(np.float32)
+        matrix = training_matrix(data, self.config.binary)
         if self.config.weighting == "idf":
             per_user = np.diff(matrix.indptr).astype(np.float64)
             idf = np.log1p(data.n_items / np.maximum(per_user, 1.0)).astype(np.float32)
@@ -58,15 +55,3 @@ class ItemKNN(Recommender):
         self.similarity_ = top_n_rows(matrix.T.tocsr(), matrix, self.config.n_neighbors, cosine)
         self.item_ids_ = np.asarray(data.item_ids, dtype=object)
         return self
-
-    def score(self, history: sparse.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
-        """Sum of the similarities of each title to the titles in the history, weighted by the history.
-
-        Args:
-            history: (n_users × n_items) sparse weights.
-            users: ignored (the model keeps no per-user state).
-        Returns:
-            (n_users × n_items) float32.
-        """
-        history = self._check_history(history)
-        return np.asarray((history @ self.similarity_).toarray(), dtype=np.float32)

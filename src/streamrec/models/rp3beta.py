@@ -9,8 +9,7 @@ from pydantic import BaseModel, Field
 from scipy import sparse
 
 from streamrec.data.interactions import Interactions
-from streamrec.models._neighbors import top_n_rows
-from streamrec.models.base import Recommender
+from streamrec.models._neighbors import ItemItemModel, training_matrix, top_n_rows
 
 
 class RP3BetaConfig(BaseModel, extra="forbid"):
@@ -21,7 +20,7 @@ class RP3BetaConfig(BaseModel, extra="forbid"):
     normalize_rows: bool = Field(False, description="rescale each title's kept weights to sum to 1")
 
 
-class RP3Beta(Recommender):
+class RP3Beta(ItemItemModel):
     """W_ij = Σ_u P_iu^α · P_uj^α / pop_j^β, with P the row-normalised item→user and user→item walks."""
 
     name = "rp3beta"
@@ -39,9 +38,7 @@ class RP3Beta(Recommender):
         """
         self._check_data(data)
         cfg = self.config
-        matrix = sparse.csr_matrix(data.matrix, dtype=np.float32, copy=True)
-        if cfg.binary:
-            matrix.data = (matrix.data != 0).astype(np.float32)
+        matrix = training_matrix(data, cfg.binary)
         matrix.data = np.maximum(matrix.data, 0)  # a walk needs non-negative weights
         matrix.eliminate_zeros()
         user_to_item = _row_normalise(matrix)
@@ -63,18 +60,6 @@ class RP3Beta(Recommender):
         self.weights_ = weights
         self.item_ids_ = np.asarray(data.item_ids, dtype=object)
         return self
-
-    def score(self, history: sparse.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
-        """Weights of the titles reached in 3 steps from the history.
-
-        Args:
-            history: (n_users × n_items) sparse weights.
-            users: ignored (the model keeps no per-user state).
-        Returns:
-            (n_users × n_items) float32.
-        """
-        history = self._check_history(history)
-        return np.asarray((history @ self.weights_).toarray(), dtype=np.float32)
 
 
 def _row_normalise(matrix: sparse.csr_matrix) -> sparse.csr_matrix:

@@ -64,16 +64,21 @@ class Ranker:
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """The ranker's score per row (higher is better)."""
+        rows = self._input(features)
+        return np.asarray(self.booster_.predict(rows), dtype=np.float32)
+
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """Per-row, per-feature contributions to the score (SHAP values; the last column is the bias)."""
+        rows = self._input(features)
+        return np.asarray(self.booster_.predict(rows, pred_contrib=True))
+
+    def _input(self, features: np.ndarray) -> np.ndarray:
+        """The rows as float32, after checking the ranker is fitted and the width matches its training."""
         if not hasattr(self, "booster_"):
             raise DataError("ranker", "not fitted: call fit() or load() first")
         if features.shape[1] != len(self.names_):
             raise DataError("ranker input", f"{features.shape[1]} features, the ranker was trained on {len(self.names_)}")
-        return np.asarray(self.booster_.predict(np.asarray(features, dtype=np.float32)), dtype=np.float32)
-
-    def contributions(self, features: np.ndarray) -> np.ndarray:
-        """Per-row, per-feature contributions to the score (SHAP values; the last column is the bias)."""
-        self.score(features[:0])  # the same fitted / width checks
-        return np.asarray(self.booster_.predict(np.asarray(features, dtype=np.float32), pred_contrib=True))
+        return np.asarray(features, dtype=np.float32)
 
     def importance(self) -> dict[str, float]:
         """Total gain per feature, largest first."""

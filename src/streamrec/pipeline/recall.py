@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from streamrec.evaluation.runner import prepare
-from streamrec.pipeline.candidates import candidate_recall, gather
-from streamrec.pipeline.sources import DEFAULT_QUOTA, QUOTAS, build_sources
+from streamrec.pipeline.candidates import candidate_recall
+from streamrec.pipeline.sources import gather_candidates
 from streamrec.settings import SplitConfig
 
 
@@ -38,10 +38,8 @@ def candidate_stage_recall(con: duckdb.DuckDBPyConnection, table: pa.Table, spli
     parts = make_split(table, split or SplitConfig())
     data = prepare(parts)
     until = pc.max(parts.train.column("last_ts")).as_py()
-    sources = [s for s in build_sources(con, data, until + timedelta(microseconds=1), events)
-               if quotas is None or s.name in quotas]
-    quotas = {s.name: (quotas or QUOTAS).get(s.name, DEFAULT_QUOTA) for s in sources}
-    cands = gather(sources, quotas, data.history, data.rows)
-    return RecallReport(split=parts.summary(), quotas=quotas, recall=candidate_recall(cands, data.relevant),
+    cands, _, used = gather_candidates(con, data, until + timedelta(microseconds=1), events, quotas,
+                                       only=quotas.keys() if quotas else None)
+    return RecallReport(split=parts.summary(), quotas=used, recall=candidate_recall(cands, data.relevant),
                         candidates_per_user=len(cands.row) / max(len(data.user_ids), 1),
                         seconds=time.perf_counter() - began)

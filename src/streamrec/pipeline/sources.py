@@ -3,6 +3,7 @@ and the catalog (new releases)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import duckdb
@@ -11,7 +12,14 @@ import pyarrow as pa
 
 from streamrec.evaluation.runner import EvalData
 from streamrec.models import create_model
-from streamrec.pipeline.candidates import FixedListSource, ModelSource, PerUserListSource
+from streamrec.features.offline import has_table
+from streamrec.pipeline.candidates import (
+    CandidateSet,
+    FixedListSource,
+    ModelSource,
+    PerUserListSource,
+    gather,
+)
 
 QUOTAS = {"ease": 100, "als": 100, "trending": 50, "continue_watching": 10, "new_releases": 20}
 DEFAULT_QUOTA = 20
@@ -34,6 +42,24 @@ def build_sources(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, 
     return sources
 
 
+def gather_candidates(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, events: str = "events",
+                      quotas: dict[str, int] | None = None,
+                      only: Iterable[str] | None = None) -> tuple[CandidateSet, list, dict[str, int]]:
+    """Build the sources as of `at` (only those named in `only`, when given) and gather their candidates for
+    `data`'s users, each up to its quota in `quotas` (default QUOTAS; DEFAULT_QUOTA for a source not in it).
+
+    Returns:
+        The candidates, the sources, and the quota each source got.
+    """
+    sources = build_sources(con, data, at, events)
+    if only is not None:
+        wanted = set(only)
+        sources = [src for src in sources if src.name in wanted]
+    quotas = quotas or QUOTAS
+    used = {src.name: quotas.get(src.name, DEFAULT_QUOTA) for src in sources}
+    return gather(sources, used, data.history, data.rows), sources, used
+
+
 def continue_watching(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, events: str,
                       finished: float = 0.9) -> dict[int, np.ndarray]:
     """Per test user: titles started before `at` but neither completed nor watched past `finished`, latest first."""
@@ -48,11 +74,6 @@ def continue_watching(con: duckdb.DuckDBPyConnection, data: EvalData, at: dateti
         if user in user_row and item in item_col:
             lists.setdefault(user_row[user], []).append(item_col[item])
     return {row: np.asarray(cols, dtype=np.int64) for row, cols in lists.items()}
-
-
-def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table])
-                .fetchall()[0][0])
 
 
 def new_release_cols(titles: pa.Table | None, item_ids: np.ndarray, until, days: float) -> np.ndarray:

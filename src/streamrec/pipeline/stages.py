@@ -19,11 +19,12 @@ from streamrec.evaluation.runner import EvalData, prepare
 from streamrec.evaluation.splits import Split, temporal_split
 from streamrec.features import BUILTIN, entity_features, point_in_time
 from streamrec.features.definitions import GenreMatch
-from streamrec.pipeline.candidates import CandidateSet, candidate_recall, gather
+from streamrec.features.offline import has_table
+from streamrec.pipeline.candidates import CandidateSet, candidate_recall
 from streamrec.pipeline.explain import Explanation, explain
 from streamrec.pipeline.ranker import Ranker, RankerConfig
 from streamrec.pipeline.rerank import mmr
-from streamrec.pipeline.sources import DEFAULT_QUOTA, QUOTAS, build_sources, has_table
+from streamrec.pipeline.sources import gather_candidates
 from streamrec.settings import SplitConfig
 
 K = 10
@@ -97,7 +98,7 @@ def _labels(cands: CandidateSet, data: EvalData, split: Split) -> np.ndarray:
     weight = np.asarray(test.column("weight").cast(pa.float64()).to_numpy(zero_copy_only=False)) \
         if "weight" in test.column_names else np.ones(test.num_rows)
     user_pos = {u: i for i, u in enumerate(data.user_ids)}
-    item_pos = {t: i for i, t in enumerate(data.train.item_ids)}
+    item_pos = data.train.item_index
     grade = {}
     median = float(np.median(weight)) if len(weight) else 0.0
     for u, t, w in zip(test.column("user_id").to_pylist(), test.column("item_id").to_pylist(), weight):
@@ -123,12 +124,10 @@ def _top_k(order_scores: np.ndarray, cands: CandidateSet, n_users: int, k: int =
     return recs
 
 
-def _stage(con, split: Split, events: str, quotas: dict[str, int], impressions: bool = False):
+def _stage(con, split: Split, events: str, quotas: dict[str, int] | None, impressions: bool = False):
     data = prepare(split)
     at = _cut_time(split)
-    sources = build_sources(con, data, at, events)
-    quotas = {src.name: quotas.get(src.name, DEFAULT_QUOTA) for src in sources}
-    cands = gather(sources, quotas, data.history, data.rows)
+    cands, sources, _ = gather_candidates(con, data, at, events, quotas)
     if impressions:
         cands = with_impressed(con, cands, data, at, _period_end(split), events)
     features, names = _features(con, cands, data, at, events)
@@ -195,12 +194,11 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
         DataError: too little data for the ranker's own training period.
     """
     began = time.perf_counter()
-    quotas = dict(quotas or QUOTAS)
     split = split or SplitConfig()
     outer = temporal_split(table, quantile=split.quantile)
     inner = temporal_split(outer.train, quantile=split.quantile)
-    _, train_cands, train_x, names, _ = _stage(con, inner, events, quotas, impressions=impressions)
-    labels = _labels(train_cands, prepare(inner), inner)
+    train_data, train_cands, train_x, names, _ = _stage(con, inner, events, quotas, impressions=impressions)
+    labels = _labels(train_cands, train_data, inner)
     if not (labels > 0).any():
         raise DataError("pipeline", "no watched title among the candidates of the ranker's training period")
     groups = np.bincount(train_cands.row)
