@@ -5,6 +5,7 @@ period (candidates from models fitted before it, labels from what was watched in
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,7 +19,7 @@ from streamrec.evaluation import metrics as M
 from streamrec.evaluation.runner import EvalData, prepare
 from streamrec.evaluation.splits import Split, temporal_split
 from streamrec.features import BUILTIN, entity_features, point_in_time
-from streamrec.features.definitions import GenreMatch
+from streamrec.features.definitions import Definition, GenreMatch
 from streamrec.features.offline import has_table
 from streamrec.pipeline.candidates import CandidateSet, candidate_recall
 from streamrec.pipeline.explain import Explanation, explain
@@ -66,13 +67,14 @@ def _cut_time(split: Split) -> datetime:
 
 
 def _features(con: duckdb.DuckDBPyConnection, cands: CandidateSet, data: EvalData, at: datetime,
-              events: str) -> tuple[np.ndarray, list[str]]:
-    """One row per candidate: every source's score and rank, the user's and the title's features, genre match."""
+              events: str, definitions: Sequence[Definition] = BUILTIN) -> tuple[np.ndarray, list[str]]:
+    """One row per candidate: every source's score and rank, then the user's and the title's features and the
+    genre matches among `definitions`."""
     cols = [cands.score[s] for s in range(len(cands.sources))]
     cols += [np.where(cands.rank[s] >= 0, cands.rank[s], np.nan) for s in range(len(cands.sources))]
     names = [f"{s}_score" for s in cands.sources] + [f"{s}_rank" for s in cands.sources]
     for entity, keys, index in (("user", data.user_ids, cands.row), ("title", data.train.item_ids, cands.col)):
-        table = entity_features(con, entity, [str(k) for k in keys], at, BUILTIN, events)
+        table = entity_features(con, entity, [str(k) for k in keys], at, definitions, events)
         for name in table.column_names[1:]:
             column = table.column(name)
             if pa.types.is_string(column.type):  # categorical (region): codes, LightGBM splits on them
@@ -80,11 +82,11 @@ def _features(con: duckdb.DuckDBPyConnection, cands: CandidateSet, data: EvalDat
             values = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
             cols.append(values[index])
             names.append(name)
-    matches = [f for f in BUILTIN if isinstance(f, GenreMatch)]
+    matches = [f for f in definitions if isinstance(f, GenreMatch)]
     spine = pa.table({"user_id": pa.array(data.user_ids[cands.row].astype(str)),
                       "item_id": pa.array(data.train.item_ids[cands.col].astype(str)),
                       "ts": pa.array(np.full(len(cands.row), np.datetime64(at, "us")))})
-    pairs = point_in_time(con, spine, matches, events)
+    pairs = point_in_time(con, spine, matches, events) if matches else spine
     for f in matches:
         cols.append(np.asarray(pairs.column(f.name).cast(pa.float64()).to_numpy(zero_copy_only=False)))
         names.append(f.name)
@@ -124,13 +126,14 @@ def _top_k(order_scores: np.ndarray, cands: CandidateSet, n_users: int, k: int =
     return recs
 
 
-def _stage(con, split: Split, events: str, quotas: dict[str, int] | None, impressions: bool = False):
+def _stage(con, split: Split, events: str, quotas: dict[str, int] | None, impressions: bool = False,
+           definitions: Sequence[Definition] = BUILTIN):
     data = prepare(split)
     at = _cut_time(split)
     cands, sources, _ = gather_candidates(con, data, at, events, quotas)
     if impressions:
         cands = with_impressed(con, cands, data, at, _period_end(split), events)
-    features, names = _features(con, cands, data, at, events)
+    features, names = _features(con, cands, data, at, events, definitions)
     return data, cands, features, names, sources
 
 
@@ -184,11 +187,13 @@ def _example(user: int, recs: np.ndarray, scores: np.ndarray, cands: CandidateSe
 
 def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: SplitConfig | None = None,
                       quotas: dict[str, int] | None = None, ranker: RankerConfig | None = None,
-                      events: str = "events", diversity: float = 0.3, impressions: bool = False) -> PipelineReport:
+                      events: str = "events", diversity: float = 0.3, impressions: bool = False,
+                      definitions: Sequence[Definition] = BUILTIN) -> PipelineReport:
     """Each source alone vs the ranked union (and the union re-ranked by MMR over genres with weight `diversity`,
     when the catalog has genres), on the temporal test period of `table` (interactions with last_ts).
     With `impressions`, titles shown but not engaged with in the ranker's training period join its negatives
     (off by default: on the synthetic worlds they cost about 1% NDCG@10, see bench/pipeline.py --impressions).
+    `definitions` are the ranker's user, title and user × title features (besides every source's score and rank).
 
     Raises:
         DataError: too little data for the ranker's own training period.
@@ -197,14 +202,15 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
     split = split or SplitConfig()
     outer = temporal_split(table, quantile=split.quantile)
     inner = temporal_split(outer.train, quantile=split.quantile)
-    train_data, train_cands, train_x, names, _ = _stage(con, inner, events, quotas, impressions=impressions)
+    train_data, train_cands, train_x, names, _ = _stage(con, inner, events, quotas, impressions=impressions,
+                                                           definitions=definitions)
     labels = _labels(train_cands, train_data, inner)
     if not (labels > 0).any():
         raise DataError("pipeline", "no watched title among the candidates of the ranker's training period")
     groups = np.bincount(train_cands.row)
     groups = groups[groups > 0]  # candidates are sorted by row already (gather returns them by (row, title))
     model = Ranker(ranker).fit(train_x, labels, groups, names)
-    data, cands, test_x, _, sources = _stage(con, outer, events, quotas)
+    data, cands, test_x, _, sources = _stage(con, outer, events, quotas, definitions=definitions)
     report = PipelineReport()
     n_users = len(data.user_ids)
     genres = _genres(con, data.train.item_ids)
