@@ -245,4 +245,37 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
     return report
 
 
-__all__ = ["PipelineReport", "evaluate_pipeline"]
+@dataclass
+class RankerExamples:
+    """The ranker's input for one split: a feature row per candidate of its test users as of its cut (columns
+    `names`), graded labels from its test period, and the group sizes (one group per user, rows in group order)."""
+
+    data: EvalData
+    cands: CandidateSet
+    features: np.ndarray
+    names: list[str]
+    labels: np.ndarray
+    groups: np.ndarray
+    at: datetime  # the cut: features and candidates see only what happened before it
+
+
+def ranker_examples(con: duckdb.DuckDBPyConnection, split: Split, events: str = "events",
+                    quotas: dict[str, int] | None = None,
+                    definitions: Sequence[Definition] = BUILTIN) -> RankerExamples:
+    """The ranker's training (or validation) rows for `split`, built as `evaluate_pipeline` builds its own, so
+    feature sets can be compared on any split of the training period (see streamrec.features.selection)."""
+    data = prepare(split)
+    at = _cut_time(split)
+    cands, _, _ = gather_candidates(con, data, at, events, quotas)
+    features, names = _features(con, cands, data, at, events, definitions)
+    groups = np.bincount(cands.row)
+    return RankerExamples(data, cands, features, names, _labels(cands, data, split), groups[groups > 0], at)
+
+
+def ranked_ndcg(examples: RankerExamples, scores: np.ndarray, k: int = K) -> float:
+    """Mean NDCG@k over the examples' users of their candidates ordered by `scores` (one per row)."""
+    recs = _top_k(scores, examples.cands, len(examples.data.user_ids), k)
+    return float(M.ndcg_at_k(recs, examples.data.relevant, k).mean())
+
+
+__all__ = ["PipelineReport", "RankerExamples", "evaluate_pipeline", "ranked_ndcg", "ranker_examples"]
