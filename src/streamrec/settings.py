@@ -215,6 +215,50 @@ class TuningConfig(BaseModel, extra="forbid"):
         description="model families `tune --automl` searches over")
 
 
+class FilterPolicy(BaseModel, extra="forbid"):
+    """Business rules of the filter stage (streamrec.pipeline.filters)."""
+
+    rewatch_after_days: float | None = Field(
+        None, gt=0, description="watched titles come back after this many days (None: never)")
+    blocklist: list[str] = Field(default_factory=list, description="title ids never shown to anyone")
+    unknown_maturity: str = Field("18+", description="maturity assumed for titles without one (strictest: safe)")
+    require_availability: bool = Field(
+        True, description="a title without any availability window is not shown (False: shown everywhere); a "
+                          "catalog without any availability data at all (MovieLens) shows every title everywhere")
+
+
+class RankerConfig(BaseModel, extra="forbid"):
+    """The LightGBM LambdaMART ranker (streamrec.pipeline.ranker)."""
+
+    n_estimators: int = Field(300, ge=1, le=10_000)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(31, ge=2, le=4096)
+    min_child_samples: int = Field(20, ge=1)
+    seed: int = Field(42, ge=0)
+    num_threads: int = Field(0, ge=0, description="LightGBM threads (0: all cores)")
+
+
+class PipelineConfig(BaseModel, extra="forbid"):
+    """The ranked pipeline: candidate quotas, filters, ranker, diversity."""
+
+    quotas: dict[str, int] = Field(
+        default_factory=lambda: {"ease": 100, "als": 100, "trending": 50, "continue_watching": 10,
+                                 "new_releases": 20},
+        description="candidates per user from each source (a source left out is not used)")
+    filters: FilterPolicy = Field(default_factory=FilterPolicy)
+    ranker: RankerConfig = Field(default_factory=RankerConfig)
+    diversity: float = Field(0.3, ge=0, le=1, description="MMR weight of genre diversity (0: off)")
+    features_file: Path | None = Field(
+        None, description="JSON of extra feature definitions for the ranker (from `features select`)")
+
+    @model_validator(mode="after")
+    def _positive_quotas(self) -> PipelineConfig:
+        bad = {k: v for k, v in self.quotas.items() if v < 1}
+        if bad:
+            raise ValueError(f"quotas must be ≥ 1, got {bad}")
+        return self
+
+
 class LoggingConfig(BaseModel, extra="forbid"):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_logs: bool = Field(False, alias="json", description="JSON lines (services) instead of console output")
@@ -233,6 +277,7 @@ class Settings(BaseSettings):
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     tuning: TuningConfig = Field(default_factory=TuningConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

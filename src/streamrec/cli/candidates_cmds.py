@@ -20,7 +20,8 @@ def run(settings, quotas: Optional[dict[str, int]] = None):
 
     table = interactions_from_store(settings)
     with open_event_store(settings) as store:
-        return candidate_stage_recall(store.con, table, settings.train.split, quotas, events_relation(store.con))
+        return candidate_stage_recall(store.con, table, settings.train.split, quotas or settings.pipeline.quotas,
+                                      events_relation(store.con), settings.pipeline.filters)
 
 
 def print_report(report) -> None:
@@ -29,7 +30,9 @@ def print_report(report) -> None:
     rows += [(f"recall: {name} (quota {report.quotas[name]})", f"{value:.3f}")
              for name, value in report.recall.items() if name != "all"]
     rows += [("recall: all sources", f"{report.recall['all']:.3f}"),
-             ("candidates per user", f"{report.candidates_per_user:.0f}"), ("seconds", f"{report.seconds:.2f}")]
+             ("candidates per user", f"{report.candidates_per_user:.0f}"),
+             *((f"filtered out: {reason}", f"{n:,}") for reason, n in report.filtered.items() if n),
+             ("seconds", f"{report.seconds:.2f}")]
     console.print(summary_table("candidate stage", rows))
 
 
@@ -39,7 +42,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         quota: Optional[list[str]] = typer.Option(
             None, "--quota", help="SOURCE=N, repeatable: only these sources (ease, als, trending, continue_watching, "
-                                  "new_releases; default all: 100, 100, 50, 10, 20)"),
+                                  "new_releases; default: the settings' pipeline.quotas)"),
     ) -> None:
         """Measure the candidate stage: the share of held-out positives each source, and their union, proposes."""
         from streamrec.errors import ConfigError
@@ -59,15 +62,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def pipeline(
         ctx: typer.Context,
-        diversity: float = typer.Option(0.3, "--diversity", min=0.0, max=1.0,
-                                        help="MMR weight of genre diversity in the re-ranked stage (0: off)"),
+        diversity: Optional[float] = typer.Option(
+            None, "--diversity", min=0.0, max=1.0,
+            help="MMR weight of genre diversity in the re-ranked stage (0: off; default: pipeline.diversity)"),
     ) -> None:
         """Each candidate source alone vs their union ordered by the LightGBM ranker on point-in-time features, and
-        re-ranked for genre diversity (MMR)."""
+        re-ranked for genre diversity (MMR). Candidates pass the catalog's filters (pipeline.filters) first."""
         print_pipeline(run_pipeline(settings_of(ctx), diversity))
 
 
-def run_pipeline(settings, diversity: float = 0.3):
+def run_pipeline(settings, diversity: Optional[float] = None):
     """The stage-by-stage evaluation of the ranked pipeline on the store's interactions and events."""
     from streamrec.features import events_relation
     from streamrec.pipeline.stages import evaluate_pipeline
@@ -76,8 +80,10 @@ def run_pipeline(settings, diversity: float = 0.3):
 
     table = interactions_from_store(settings)
     with open_event_store(settings) as store:
-        return evaluate_pipeline(store.con, table, settings.train.split, diversity=diversity,
-                                 events=events_relation(store.con))
+        config = settings.pipeline
+        return evaluate_pipeline(store.con, table, settings.train.split, quotas=config.quotas, ranker=config.ranker,
+                                 diversity=config.diversity if diversity is None else diversity,
+                                 events=events_relation(store.con), policy=config.filters)
 
 
 def print_pipeline(report) -> None:

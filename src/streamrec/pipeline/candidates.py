@@ -85,6 +85,11 @@ class CandidateSet:
     score: np.ndarray  # (n_sources, n_entries) float32
     rank: np.ndarray  # (n_sources, n_entries) int32
 
+    def subset(self, keep: np.ndarray) -> CandidateSet:
+        """The entries where the boolean `keep` is true (order kept)."""
+        return CandidateSet(self.sources, self.row[keep], self.col[keep], self.origin[keep], self.score[:, keep],
+                            self.rank[:, keep])
+
     def per_row(self, n_rows: int) -> list[np.ndarray]:
         """Each row's candidate columns."""
         order = np.argsort(self.row, kind="stable")

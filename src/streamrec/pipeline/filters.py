@@ -7,29 +7,21 @@ guards every candidate source and every fallback: a forbidden title cannot leak 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import duckdb
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, Field
 
 from streamrec.data.catalog import MATURITY_LEVELS
 from streamrec.errors import DataError
+from streamrec.features.offline import has_table
+from streamrec.pipeline.candidates import CandidateSet
+from streamrec.settings import FilterPolicy
 
 REASONS = ("blocklist", "maturity", "region", "hidden", "watched")  # the order reasons are attributed in
-
-
-class FilterPolicy(BaseModel, extra="forbid"):
-    """Business rules of the filter stage."""
-
-    rewatch_after_days: float | None = Field(
-        None, gt=0, description="watched titles come back after this many days (None: never)")
-    blocklist: list[str] = Field(default_factory=list, description="title ids never shown to anyone")
-    unknown_maturity: str = Field("18+", description="maturity assumed for titles without one (strictest: safe)")
-    require_availability: bool = Field(
-        True, description="a title without any availability window is not shown (False: shown everywhere)")
 
 
 @dataclass(frozen=True)
@@ -96,7 +88,7 @@ class CatalogFilter:
         return reason < 0, reason
 
     def _available(self, region: str | None, at: datetime) -> np.ndarray:
-        if not self.policy.require_availability:
+        if not self.policy.require_availability or not self.windows:
             return np.ones(len(self.item_ids), dtype=bool)
         out = np.zeros(len(self.item_ids), dtype=bool)
         if region in self.windows:
@@ -130,6 +122,57 @@ class CatalogFilter:
             else:
                 removed[REASONS[reason[col]]] += 1
         return kept, removed
+
+
+def catalog_filter(con: duckdb.DuckDBPyConnection, policy: FilterPolicy | None = None) -> CatalogFilter | None:
+    """The filter of the store's catalog (titles, availability); None for a store without a catalog."""
+    if not has_table(con, "titles"):
+        return None
+    titles = con.sql("SELECT item_id, maturity FROM titles").to_arrow_table()
+    availability = con.sql("SELECT item_id, region, start_ts, end_ts FROM availability").to_arrow_table() \
+        if has_table(con, "availability") else None
+    return CatalogFilter(titles, availability, policy)
+
+
+def user_contexts(con: duckdb.DuckDBPyConnection, user_ids: Sequence[str]) -> list[UserContext]:
+    """Region and maturity limit of each user from the `users` table (unknown user or limit: no region, no
+    limit). Watched titles are left out: the sources already skip a user's history."""
+    known: dict[str, tuple[str | None, str | None]] = {}
+    if has_table(con, "users"):
+        known = {u: (r, m) for u, r, m in con.execute("SELECT user_id, region, maturity_limit FROM users").fetchall()}
+    out = []
+    for user in user_ids:
+        region, limit = known.get(str(user), (None, None))
+        out.append(UserContext(region=region, maturity_limit=limit or MATURITY_LEVELS[-1]))
+    return out
+
+
+def filter_candidates(cands: CandidateSet, item_ids: np.ndarray, contexts: Sequence[UserContext],
+                      filt: CatalogFilter, at: datetime) -> tuple[CandidateSet, dict[str, int]]:
+    """The candidates each row's user may be shown at `at` (row r's user is contexts[r]), and how many were removed
+    per reason ("unknown": a title the catalog does not know). One mask per distinct (region, limit, hidden)."""
+    to_catalog = np.array([filt.index.get(i, -1) for i in item_ids.tolist()], dtype=np.int64)
+    keep = np.zeros(len(cands.row), dtype=bool)
+    removed = dict.fromkeys((*REASONS, "unknown"), 0)
+    order = np.argsort(cands.row, kind="stable")
+    bounds = np.searchsorted(cands.row[order], np.arange(len(contexts) + 1))
+    masks: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    for r, user in enumerate(contexts):
+        mine = order[bounds[r]:bounds[r + 1]]
+        if not len(mine):
+            continue
+        key = (user.region, user.maturity_limit, user.hidden) if not user.watched else id(user)
+        if key not in masks:
+            masks[key] = filt.allowed(user, at)
+        allowed, reason = masks[key]
+        cols = to_catalog[cands.col[mine]]
+        known = cols >= 0
+        ok = known & allowed[np.where(known, cols, 0)]
+        keep[mine] = ok
+        removed["unknown"] += int((~known).sum())
+        for code in reason[cols[known & ~ok]]:
+            removed[REASONS[code]] += 1
+    return cands.subset(keep), removed
 
 
 def _micros(column: pa.ChunkedArray | pa.Array, missing: int | None = None) -> np.ndarray:

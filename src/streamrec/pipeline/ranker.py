@@ -11,18 +11,9 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from streamrec.errors import ChecksumError, DataError, NotFound
-
-
-class RankerConfig(BaseModel, extra="forbid"):
-    n_estimators: int = Field(300, ge=1, le=10_000)
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    num_leaves: int = Field(31, ge=2, le=4096)
-    min_child_samples: int = Field(20, ge=1)
-    seed: int = Field(42, ge=0)
-    num_threads: int = Field(0, ge=0, description="LightGBM threads (0: all cores)")
+from streamrec.settings import RankerConfig
 
 
 class Ranker:

@@ -13,6 +13,7 @@ import pyarrow as pa
 from streamrec.evaluation.runner import EvalData
 from streamrec.models import create_model
 from streamrec.features.offline import has_table
+from streamrec.settings import PipelineConfig
 from streamrec.pipeline.candidates import (
     CandidateSet,
     FixedListSource,
@@ -21,7 +22,7 @@ from streamrec.pipeline.candidates import (
     gather,
 )
 
-QUOTAS = {"ease": 100, "als": 100, "trending": 50, "continue_watching": 10, "new_releases": 20}
+QUOTAS = PipelineConfig().quotas  # the default quotas, one place (settings)
 DEFAULT_QUOTA = 20
 NEW_RELEASE_DAYS = 60.0
 

@@ -23,6 +23,7 @@ from streamrec.features.definitions import Definition, GenreMatch
 from streamrec.features.offline import has_table
 from streamrec.pipeline.candidates import CandidateSet, candidate_recall
 from streamrec.pipeline.explain import Explanation, explain
+from streamrec.pipeline.filters import FilterPolicy, catalog_filter, filter_candidates, user_contexts
 from streamrec.pipeline.ranker import Ranker, RankerConfig
 from streamrec.pipeline.rerank import mmr
 from streamrec.pipeline.sources import gather_candidates
@@ -45,6 +46,9 @@ class PipelineReport:
     ranker: Ranker | None = field(default=None, repr=False)  # the trained ranker (for benchmarks and saving)
     test_features: np.ndarray | None = field(default=None, repr=False)  # its test-period input rows
     test_rows: np.ndarray | None = field(default=None, repr=False)  # the test user (row) of each input row
+    lists: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # stage → (test users × K) columns
+    user_ids: np.ndarray | None = field(default=None, repr=False)  # the test users, rows of `lists`
+    item_ids: np.ndarray | None = field(default=None, repr=False)  # the titles, columns of `lists`
 
     @property
     def best_single(self) -> tuple[str, float]:
@@ -127,14 +131,19 @@ def _top_k(order_scores: np.ndarray, cands: CandidateSet, n_users: int, k: int =
 
 
 def _stage(con, split: Split, events: str, quotas: dict[str, int] | None, impressions: bool = False,
-           definitions: Sequence[Definition] = BUILTIN):
+           definitions: Sequence[Definition] = BUILTIN, policy: FilterPolicy | None = None):
+    """Candidates of `split`'s test users as of its cut, filtered, with their feature rows; what the filter removed."""
     data = prepare(split)
     at = _cut_time(split)
     cands, sources, _ = gather_candidates(con, data, at, events, quotas)
     if impressions:
         cands = with_impressed(con, cands, data, at, _period_end(split), events)
+    removed: dict[str, int] = {}
+    filt = catalog_filter(con, policy)
+    if filt is not None:  # before features: the ranker learns and ranks only what may be shown
+        cands, removed = filter_candidates(cands, data.train.item_ids, user_contexts(con, data.user_ids), filt, at)
     features, names = _features(con, cands, data, at, events, definitions)
-    return data, cands, features, names, sources
+    return data, cands, features, names, sources, removed
 
 
 def _period_end(split: Split) -> datetime:
@@ -188,12 +197,14 @@ def _example(user: int, recs: np.ndarray, scores: np.ndarray, cands: CandidateSe
 def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: SplitConfig | None = None,
                       quotas: dict[str, int] | None = None, ranker: RankerConfig | None = None,
                       events: str = "events", diversity: float = 0.3, impressions: bool = False,
-                      definitions: Sequence[Definition] = BUILTIN) -> PipelineReport:
+                      definitions: Sequence[Definition] = BUILTIN, policy: FilterPolicy | None = None) -> PipelineReport:
     """Each source alone vs the ranked union (and the union re-ranked by MMR over genres with weight `diversity`,
     when the catalog has genres), on the temporal test period of `table` (interactions with last_ts).
     With `impressions`, titles shown but not engaged with in the ranker's training period join its negatives
     (off by default: on the synthetic worlds they cost about 1% NDCG@10, see bench/pipeline.py --impressions).
     `definitions` are the ranker's user, title and user × title features (besides every source's score and rank).
+    Candidates pass the catalog's filters (`policy`; region availability and maturity as of each cut) before the
+    ranker learns or ranks, so no stage can show a forbidden title.
 
     Raises:
         DataError: too little data for the ranker's own training period.
@@ -202,15 +213,16 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
     split = split or SplitConfig()
     outer = temporal_split(table, quantile=split.quantile)
     inner = temporal_split(outer.train, quantile=split.quantile)
-    train_data, train_cands, train_x, names, _ = _stage(con, inner, events, quotas, impressions=impressions,
-                                                           definitions=definitions)
+    train_data, train_cands, train_x, names, _, _ = _stage(con, inner, events, quotas, impressions=impressions,
+                                                              definitions=definitions, policy=policy)
     labels = _labels(train_cands, train_data, inner)
     if not (labels > 0).any():
         raise DataError("pipeline", "no watched title among the candidates of the ranker's training period")
     groups = np.bincount(train_cands.row)
     groups = groups[groups > 0]  # candidates are sorted by row already (gather returns them by (row, title))
     model = Ranker(ranker).fit(train_x, labels, groups, names)
-    data, cands, test_x, _, sources = _stage(con, outer, events, quotas, definitions=definitions)
+    data, cands, test_x, _, sources, removed = _stage(con, outer, events, quotas, definitions=definitions,
+                                                      policy=policy)
     report = PipelineReport()
     n_users = len(data.user_ids)
     genres = _genres(con, data.train.item_ids)
@@ -240,6 +252,8 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
     report.counts = {"ranker_training_rows": int(len(labels)), "ranker_positives": int((labels > 0).sum()),
                      "ranker_impression_negatives": int((train_cands.origin < 0).sum()),
                      "test_users": int(len(data.user_ids)), "candidates": int(len(cands.row))}
+    report.counts.update({f"filtered_{reason}": n for reason, n in removed.items()})
+    report.lists, report.user_ids, report.item_ids = stages, data.user_ids, data.train.item_ids
     report.ranker, report.test_features, report.test_rows = model, test_x, cands.row
     report.seconds = time.perf_counter() - began
     return report
