@@ -286,10 +286,10 @@ def ranker_examples(con: duckdb.DuckDBPyConnection, split: Split, events: str = 
     return RankerExamples(data, cands, features, names, _labels(cands, data, split), groups[groups > 0], at)
 
 
-def ranked_ndcg(examples: RankerExamples, scores: np.ndarray, k: int = K) -> float:
-    """Mean NDCG@k over the examples' users of their candidates ordered by `scores` (one per row)."""
+def ranked_ndcg(examples: RankerExamples, scores: np.ndarray, k: int = K) -> np.ndarray:
+    """NDCG@k of each of the examples' users, their candidates ordered by `scores` (one per row)."""
     recs = _top_k(scores, examples.cands, len(examples.data.user_ids), k)
-    return float(M.ndcg_at_k(recs, examples.data.relevant, k).mean())
+    return M.ndcg_at_k(recs, examples.data.relevant, k)
 
 
 __all__ = ["PipelineReport", "RankerExamples", "evaluate_pipeline", "ranked_ndcg", "ranker_examples"]
