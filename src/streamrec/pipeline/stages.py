@@ -274,16 +274,15 @@ class RankerExamples:
 
 
 def ranker_examples(con: duckdb.DuckDBPyConnection, split: Split, events: str = "events",
-                    quotas: dict[str, int] | None = None,
-                    definitions: Sequence[Definition] = BUILTIN) -> RankerExamples:
-    """The ranker's training (or validation) rows for `split`, built as `evaluate_pipeline` builds its own, so
-    feature sets can be compared on any split of the training period (see streamrec.features.selection)."""
-    data = prepare(split)
-    at = _cut_time(split)
-    cands, _, _ = gather_candidates(con, data, at, events, quotas)
-    features, names = _features(con, cands, data, at, events, definitions)
+                    quotas: dict[str, int] | None = None, definitions: Sequence[Definition] = BUILTIN,
+                    policy: FilterPolicy | None = None) -> RankerExamples:
+    """The ranker's training (or validation) rows for `split`, built as `evaluate_pipeline` builds its own
+    (filtered candidates, the same features), so feature sets can be compared on any split of the training period
+    (see streamrec.features.selection)."""
+    data, cands, features, names, _, _ = _stage(con, split, events, quotas, definitions=definitions, policy=policy)
     groups = np.bincount(cands.row)
-    return RankerExamples(data, cands, features, names, _labels(cands, data, split), groups[groups > 0], at)
+    return RankerExamples(data, cands, features, names, _labels(cands, data, split), groups[groups > 0],
+                          _cut_time(split))
 
 
 def ranked_ndcg(examples: RankerExamples, scores: np.ndarray, k: int = K) -> np.ndarray:
