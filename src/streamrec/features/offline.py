@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import re
 import uuid
+import zlib
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from streamrec.errors import DataError
 from streamrec.features.definitions import CATALOG, Attribute, Definition, Feature, GenreMatch
 
 KEY = {"user": "user_id", "title": "item_id"}
+
+
+def category_codes(values: list[str | None]) -> np.ndarray:
+    """A stable number per category value (CRC-32, NaN for missing), so a model trained on codes reads the same
+    codes online, whatever values appear in a batch (a per-batch dictionary encoding would renumber them)."""
+    return np.array([float(zlib.crc32(v.encode())) if v is not None else np.nan for v in values], dtype=np.float64)
 
 
 def feature_sql(feature: Feature, time_col: str = "s.ts", event: str = "e") -> str:

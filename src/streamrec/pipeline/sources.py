@@ -10,8 +10,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from streamrec.data.interactions import Interactions
 from streamrec.evaluation.runner import EvalData
-from streamrec.models import create_model
+from streamrec.models import Recommender, create_model
 from streamrec.features.offline import has_table
 from streamrec.settings import PipelineConfig
 from streamrec.pipeline.candidates import (
@@ -25,14 +26,21 @@ from streamrec.pipeline.candidates import (
 QUOTAS = PipelineConfig().quotas  # the default quotas, one place (settings)
 DEFAULT_QUOTA = 20
 NEW_RELEASE_DAYS = 60.0
+CONTINUE_FINISHED = 0.9  # a title watched past this fraction is finished, not continued
+# The sources that are fitted models: name → (model, hyperparameters). Trending is popularity with a 7-day half-life.
+MODEL_SOURCES: dict[str, tuple[str, dict]] = {"ease": ("ease", {}), "als": ("als", {}),
+                                              "trending": ("popularity", {"half_life_days": 7.0})}
+
+
+def fit_model_sources(train: Interactions) -> dict[str, Recommender]:
+    """The model sources, fitted on `train`, in priority order."""
+    return {name: create_model(model, params).fit(train) for name, (model, params) in MODEL_SOURCES.items()}
 
 
 def build_sources(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, events: str = "events") -> list:
     """Every candidate source as of `at`: EASE and ALS from the history, trending, continue watching (from the
     events before `at`), and new releases (from the catalog), each fitted on `data.train`."""
-    sources: list = [ModelSource("ease", create_model("ease").fit(data.train)),
-                     ModelSource("als", create_model("als").fit(data.train)),
-                     ModelSource("trending", create_model("popularity", half_life_days=7.0).fit(data.train))]
+    sources: list = [ModelSource(name, model) for name, model in fit_model_sources(data.train).items()]
     started = continue_watching(con, data, at, events)
     if started:
         sources.append(PerUserListSource("continue_watching", started, data.train.n_items))
@@ -62,7 +70,7 @@ def gather_candidates(con: duckdb.DuckDBPyConnection, data: EvalData, at: dateti
 
 
 def continue_watching(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, events: str,
-                      finished: float = 0.9) -> dict[int, np.ndarray]:
+                      finished: float = CONTINUE_FINISHED) -> dict[int, np.ndarray]:
     """Per test user: titles started before `at` but neither completed nor watched past `finished`, latest first."""
     rows = con.execute(
         f"SELECT user_id, item_id FROM (SELECT user_id, item_id, max(ts) AS last, max(fraction) AS f, "

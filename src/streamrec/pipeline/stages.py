@@ -20,7 +20,7 @@ from streamrec.evaluation.runner import EvalData, prepare
 from streamrec.evaluation.splits import Split, temporal_split
 from streamrec.features import BUILTIN, entity_features, point_in_time
 from streamrec.features.definitions import Definition, GenreMatch
-from streamrec.features.offline import has_table
+from streamrec.features.offline import category_codes, has_table
 from streamrec.pipeline.candidates import CandidateSet, candidate_recall
 from streamrec.pipeline.explain import Explanation, explain
 from streamrec.pipeline.filters import FilterPolicy, catalog_filter, filter_candidates, user_contexts
@@ -72,23 +72,30 @@ def _cut_time(split: Split) -> datetime:
 
 def _features(con: duckdb.DuckDBPyConnection, cands: CandidateSet, data: EvalData, at: datetime,
               events: str, definitions: Sequence[Definition] = BUILTIN) -> tuple[np.ndarray, list[str]]:
-    """One row per candidate: every source's score and rank, then the user's and the title's features and the
-    genre matches among `definitions`."""
+    return feature_rows(con, cands, data.user_ids, data.train.item_ids, at, events, definitions)
+
+
+def feature_rows(con: duckdb.DuckDBPyConnection, cands: CandidateSet, user_ids: np.ndarray, item_ids: np.ndarray,
+                 at: datetime, events: str = "events",
+                 definitions: Sequence[Definition] = BUILTIN) -> tuple[np.ndarray, list[str]]:
+    """One row per candidate (row r: user_ids[r]; col c: item_ids[c]), offline as of `at`: every source's score and
+    rank, then the user's and the title's features and the genre matches among `definitions`."""
     cols = [cands.score[s] for s in range(len(cands.sources))]
     cols += [np.where(cands.rank[s] >= 0, cands.rank[s], np.nan) for s in range(len(cands.sources))]
     names = [f"{s}_score" for s in cands.sources] + [f"{s}_rank" for s in cands.sources]
-    for entity, keys, index in (("user", data.user_ids, cands.row), ("title", data.train.item_ids, cands.col)):
+    for entity, keys, index in (("user", user_ids, cands.row), ("title", item_ids, cands.col)):
         table = entity_features(con, entity, [str(k) for k in keys], at, definitions, events)
         for name in table.column_names[1:]:
             column = table.column(name)
-            if pa.types.is_string(column.type):  # categorical (region): codes, LightGBM splits on them
-                column = pa.compute.dictionary_encode(column).combine_chunks().indices
-            values = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+            if pa.types.is_string(column.type):  # categorical (region): stable codes, LightGBM splits on them
+                values = category_codes(column.to_pylist())
+            else:
+                values = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
             cols.append(values[index])
             names.append(name)
     matches = [f for f in definitions if isinstance(f, GenreMatch)]
-    spine = pa.table({"user_id": pa.array(data.user_ids[cands.row].astype(str)),
-                      "item_id": pa.array(data.train.item_ids[cands.col].astype(str)),
+    spine = pa.table({"user_id": pa.array(np.asarray(user_ids)[cands.row].astype(str)),
+                      "item_id": pa.array(np.asarray(item_ids)[cands.col].astype(str)),
                       "ts": pa.array(np.full(len(cands.row), np.datetime64(at, "us")))})
     pairs = point_in_time(con, spine, matches, events) if matches else spine
     for f in matches:
@@ -194,6 +201,28 @@ def _example(user: int, recs: np.ndarray, scores: np.ndarray, cands: CandidateSe
                    data.history[user], similarity, model.contributions(features[idx]), names)
 
 
+def train_ranker(con: duckdb.DuckDBPyConnection, split: Split, events: str = "events",
+                 quotas: dict[str, int] | None = None, ranker: RankerConfig | None = None,
+                 policy: FilterPolicy | None = None, definitions: Sequence[Definition] = BUILTIN,
+                 impressions: bool = False) -> tuple[Ranker, dict[str, int]]:
+    """The ranker learned on `split`'s test period: candidates as of its cut (filtered), graded labels from what was
+    watched after it. Returns the ranker and what it learned from.
+
+    Raises:
+        DataError: no watched title among the candidates.
+    """
+    data, cands, x, names, _, _ = _stage(con, split, events, quotas, impressions=impressions,
+                                         definitions=definitions, policy=policy)
+    labels = _labels(cands, data, split)
+    if not (labels > 0).any():
+        raise DataError("pipeline", "no watched title among the candidates of the ranker's training period")
+    groups = np.bincount(cands.row)
+    groups = groups[groups > 0]  # candidates are sorted by row already (gather returns them by (row, title))
+    model = Ranker(ranker).fit(x, labels, groups, names)
+    return model, {"ranker_training_rows": int(len(labels)), "ranker_positives": int((labels > 0).sum()),
+                   "ranker_impression_negatives": int((cands.origin < 0).sum())}
+
+
 def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: SplitConfig | None = None,
                       quotas: dict[str, int] | None = None, ranker: RankerConfig | None = None,
                       events: str = "events", diversity: float = 0.3, impressions: bool = False,
@@ -213,14 +242,7 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
     split = split or SplitConfig()
     outer = temporal_split(table, quantile=split.quantile)
     inner = temporal_split(outer.train, quantile=split.quantile)
-    train_data, train_cands, train_x, names, _, _ = _stage(con, inner, events, quotas, impressions=impressions,
-                                                              definitions=definitions, policy=policy)
-    labels = _labels(train_cands, train_data, inner)
-    if not (labels > 0).any():
-        raise DataError("pipeline", "no watched title among the candidates of the ranker's training period")
-    groups = np.bincount(train_cands.row)
-    groups = groups[groups > 0]  # candidates are sorted by row already (gather returns them by (row, title))
-    model = Ranker(ranker).fit(train_x, labels, groups, names)
+    model, counts = train_ranker(con, inner, events, quotas, ranker, policy, definitions, impressions)
     data, cands, test_x, _, sources, removed = _stage(con, outer, events, quotas, definitions=definitions,
                                                       policy=policy)
     report = PipelineReport()
@@ -247,11 +269,9 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
     ease = next((src.model for src in sources if src.name == "ease"), None)
     if ease is not None and n_users:
         report.example = (str(data.user_ids[0]), _example(0, stages["ranked pipeline"], ranked_scores, cands, data,
-                                                           test_x, names, model, ease.weights_))
+                                                           test_x, model.names_, model, ease.weights_))
     report.importance = dict(list(model.importance().items())[:10])
-    report.counts = {"ranker_training_rows": int(len(labels)), "ranker_positives": int((labels > 0).sum()),
-                     "ranker_impression_negatives": int((train_cands.origin < 0).sum()),
-                     "test_users": int(len(data.user_ids)), "candidates": int(len(cands.row))}
+    report.counts = {**counts, "test_users": int(len(data.user_ids)), "candidates": int(len(cands.row))}
     report.counts.update({f"filtered_{reason}": n for reason, n in removed.items()})
     report.lists, report.user_ids, report.item_ids = stages, data.user_ids, data.train.item_ids
     report.ranker, report.test_features, report.test_rows = model, test_x, cands.row

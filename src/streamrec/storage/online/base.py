@@ -1,0 +1,69 @@
+"""The online store seam: what serving reads per request, kept fresh by the worker. Every backend passes
+tests/contract/test_online_store.py.
+
+Features are stored as float32 vectors per entity under one named schema (the feature names in order), each with
+the time it was computed as of, so a reader can tell stale values from fresh ones. Histories are each user's
+latest engagement events, newest last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One engagement of a user with a title, as serving needs it."""
+
+    item_id: str
+    ts: datetime
+    type: str  # play | progress | complete | rating | add_to_list
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """Feature vectors of some keys: `values` (keys × features, NaN where unknown), `as_of` (epoch seconds per key,
+    NaN when the key has no vector), `names` the schema's feature names."""
+
+    names: tuple[str, ...]
+    values: np.ndarray
+    as_of: np.ndarray
+
+    @property
+    def found(self) -> np.ndarray:
+        return ~np.isnan(self.as_of)
+
+
+class OnlineStore(Protocol):
+    def put_features(self, entity: str, names: Sequence[str], keys: Sequence[str], values: np.ndarray,
+                     as_of: datetime) -> int:
+        """Write one vector per key (rows of `values`, columns `names`) computed as of `as_of`; a new schema of
+        names replaces the entity's old one (and its vectors). Returns the number written."""
+        ...
+
+    def get_features(self, entity: str, keys: Sequence[str]) -> FeatureRows:
+        """The vectors of `keys` in order (NaN rows for unknown keys)."""
+        ...
+
+    def add_history(self, user: str, entries: Sequence[HistoryEntry]) -> None:
+        """Append a user's engagements (kept newest last, trimmed to the store's history length)."""
+        ...
+
+    def history(self, user: str) -> list[HistoryEntry]:
+        """The user's kept engagements, oldest first (empty for an unknown user)."""
+        ...
+
+    def hide(self, user: str, item_id: str) -> None:
+        """The user asked never to see the title again."""
+        ...
+
+    def hidden(self, user: str) -> frozenset[str]:
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,101 @@
+"""The embedded online store: Python dicts and numpy matrices in the serving process (no server needed).
+
+Feature vectors of an entity live in one growing float32 matrix with a key → row index, so reading the 500
+titles of one request is one dict lookup per key and one fancy index, not 500 small objects.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from streamrec.errors import DataError
+from streamrec.storage.online.base import FeatureRows, HistoryEntry
+
+
+class _Table:
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
+        self.index: dict[str, int] = {}
+        self.values = np.zeros((0, len(names)), dtype=np.float32)
+        self.as_of = np.zeros(0, dtype=np.float64)
+
+    def put(self, keys: Sequence[str], values: np.ndarray, as_of: float) -> None:
+        new = [k for k in dict.fromkeys(keys) if k not in self.index]
+        if new:
+            start = len(self.index)
+            self.index.update((k, start + i) for i, k in enumerate(new))
+            grow = len(self.index) - len(self.as_of)
+            self.values = np.vstack([self.values, np.full((grow, len(self.names)), np.nan, np.float32)])
+            self.as_of = np.concatenate([self.as_of, np.full(grow, np.nan)])
+        rows = np.fromiter((self.index[k] for k in keys), dtype=np.int64, count=len(keys))
+        self.values[rows] = values
+        self.as_of[rows] = as_of
+
+
+class MemoryOnlineStore:
+    """Thread-safe in-process online store (see OnlineStore)."""
+
+    def __init__(self, history_length: int = 200):
+        self.history_length = history_length
+        self._tables: dict[str, _Table] = {}
+        self._history: dict[str, deque[HistoryEntry]] = defaultdict(lambda: deque(maxlen=self.history_length))
+        self._hidden: dict[str, set[str]] = defaultdict(set)
+        self._lock = threading.Lock()
+
+    def put_features(self, entity: str, names: Sequence[str], keys: Sequence[str], values: np.ndarray,
+                     as_of: datetime) -> int:
+        values = np.asarray(values, dtype=np.float32)
+        if values.shape != (len(keys), len(names)):
+            raise DataError("online features", f"{values.shape} values for {len(keys)} keys × {len(names)} names")
+        names = tuple(names)
+        with self._lock:
+            table = self._tables.get(entity)
+            if table is None or table.names != names:
+                table = self._tables[entity] = _Table(names)
+            stamp = (as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of).timestamp()  # naive = UTC
+            table.put(list(keys), values, stamp)
+        return len(keys)
+
+    def get_features(self, entity: str, keys: Sequence[str]) -> FeatureRows:
+        table = self._tables.get(entity)
+        if table is None:
+            return FeatureRows((), np.full((len(keys), 0), np.nan, np.float32), np.full(len(keys), np.nan))
+        index = table.index
+        rows = np.fromiter((index.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        found = rows >= 0
+        values = table.values[np.where(found, rows, 0)] if len(table.as_of) else \
+            np.full((len(keys), len(table.names)), np.nan, np.float32)
+        as_of = table.as_of[np.where(found, rows, 0)] if len(table.as_of) else np.full(len(keys), np.nan)
+        values[~found] = np.nan
+        as_of = np.where(found, as_of, np.nan)
+        return FeatureRows(table.names, values, as_of)
+
+    def add_history(self, user: str, entries: Sequence[HistoryEntry]) -> None:
+        with self._lock:
+            kept = self._history[user]
+            for entry in sorted(entries, key=lambda e: e.ts):
+                if kept and entry.ts < kept[-1].ts:  # a late event: keep the order, drop the oldest past the limit
+                    merged = sorted([*kept, entry], key=lambda e: e.ts)
+                    kept.clear()
+                    kept.extend(merged[-self.history_length:])
+                else:
+                    kept.append(entry)
+
+    def history(self, user: str) -> list[HistoryEntry]:
+        kept = self._history.get(user)
+        return list(kept) if kept else []
+
+    def hide(self, user: str, item_id: str) -> None:
+        with self._lock:
+            self._hidden[user].add(item_id)
+
+    def hidden(self, user: str) -> frozenset[str]:
+        return frozenset(self._hidden.get(user, ()))
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,68 @@
+"""The online store contract: every backend behaves as the memory default does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from streamrec.errors import DataError
+from streamrec.storage.online import HistoryEntry, MemoryOnlineStore
+
+T0 = datetime(2026, 3, 1, 12, 0)
+BACKENDS = {"memory": lambda: MemoryOnlineStore(history_length=3)}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request):
+    s = BACKENDS[request.param]()
+    yield s
+    s.close()
+
+
+def test_feature_vectors_round_trip_in_key_order_with_unknown_keys_as_nan(store):
+    store.put_features("title", ["a", "b"], ["t1", "t2"], np.array([[1, 2], [3, 4]], np.float32), T0)
+    rows = store.get_features("title", ["t2", "ghost", "t1"])
+    assert rows.names == ("a", "b")
+    np.testing.assert_array_equal(rows.values[[0, 2]], [[3, 4], [1, 2]])
+    assert np.isnan(rows.values[1]).all()
+    assert rows.found.tolist() == [True, False, True]
+    assert rows.as_of[0] == rows.as_of[2] == T0.replace(tzinfo=UTC).timestamp()  # naive times are UTC
+
+
+def test_an_update_replaces_one_key_and_keeps_the_others(store):
+    store.put_features("user", ["x"], ["u1", "u2"], np.array([[1], [2]], np.float32), T0)
+    store.put_features("user", ["x"], ["u2"], np.array([[5]], np.float32), T0 + timedelta(hours=1))
+    rows = store.get_features("user", ["u1", "u2"])
+    assert rows.values[:, 0].tolist() == [1, 5]
+    assert rows.as_of[1] - rows.as_of[0] == pytest.approx(3600)
+
+
+def test_a_new_schema_replaces_the_old_vectors(store):
+    store.put_features("user", ["x"], ["u1"], np.array([[1]], np.float32), T0)
+    store.put_features("user", ["x", "y"], ["u2"], np.array([[1, 2]], np.float32), T0)
+    rows = store.get_features("user", ["u1", "u2"])
+    assert rows.names == ("x", "y") and rows.found.tolist() == [False, True]
+
+
+def test_unknown_entity_and_bad_shapes(store):
+    rows = store.get_features("title", ["t1"])
+    assert rows.names == () and not rows.found.any()
+    with pytest.raises(DataError, match="values"):
+        store.put_features("title", ["a"], ["t1", "t2"], np.zeros((1, 1)), T0)
+
+
+def test_history_is_kept_oldest_first_trimmed_to_its_length_even_with_late_events(store):
+    entries = [HistoryEntry(f"t{i}", T0 + timedelta(minutes=i), "play") for i in (3, 1, 2)]
+    store.add_history("u1", entries)
+    store.add_history("u1", [HistoryEntry("t0", T0, "play")])  # late: older than everything kept
+    store.add_history("u1", [HistoryEntry("t4", T0 + timedelta(minutes=4), "complete", 1.0)])
+    assert [e.item_id for e in store.history("u1")] == ["t2", "t3", "t4"]
+    assert store.history("nobody") == []
+
+
+def test_hidden_titles(store):
+    store.hide("u1", "t9")
+    store.hide("u1", "t9")
+    assert store.hidden("u1") == frozenset({"t9"}) and store.hidden("u2") == frozenset()

@@ -1,0 +1,133 @@
+"""The ranked pipeline at request time on a real (tiny) synthetic world: a fitted bundle saved and loaded, features
+materialized into the online store, and requests that never fail on bad input and never show a forbidden title."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from streamrec.errors import ChecksumError
+from streamrec.features import events_relation
+from streamrec.features.materialize import materialize
+from streamrec.pipeline.bundle import PipelineBundle, fit_bundle, is_bundle
+from streamrec.pipeline.serving import OnlinePipeline, ServingCatalog
+from streamrec.pipeline.stages import feature_rows
+from streamrec.settings import DuckDBEventStoreConfig, FilterPolicy, PipelineConfig, RankerConfig
+from streamrec.storage.events.duckdb import DuckDBEventStore
+from streamrec.storage.online import HistoryEntry, MemoryOnlineStore
+
+
+@pytest.fixture(scope="module")
+def served(tiny_world_store, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bundle")
+    with DuckDBEventStore(DuckDBEventStoreConfig(), tiny_world_store) as store:
+        con = store.con
+        events = events_relation(con)
+        table = con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
+        blocked = con.execute("SELECT item_id FROM interactions GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+        config = PipelineConfig(filters=FilterPolicy(blocklist=[blocked]), ranker=RankerConfig(n_estimators=30))
+        fit_bundle(con, table, events, config).save(folder)
+        bundle = PipelineBundle.load(folder)
+        at = con.execute(f"SELECT max(ts) FROM {events}").fetchone()[0] + timedelta(seconds=1)
+        online = MemoryOnlineStore()
+        materialize(con, online, at, events, bundle.definitions)
+        catalog = ServingCatalog.from_store(con)
+        users = [r[0] for r in con.execute("SELECT DISTINCT user_id FROM interactions ORDER BY 1").fetchall()]
+        pipeline = OnlinePipeline(bundle, catalog, online)
+        yield {"pipeline": pipeline, "at": at, "users": users, "blocked": blocked, "folder": folder,
+               "store": online, "tiny": tiny_world_store}
+
+
+def forbidden(pipeline: OnlinePipeline, user: str, at, region=None) -> set[str]:
+    ctx = pipeline._context(user, region, pipeline.store.history(user), ())
+    allowed, _ = pipeline.filter.allowed(ctx, at)
+    return {item for item, ok in zip(pipeline.filter.item_ids, allowed) if not ok}
+
+
+def test_the_bundle_is_a_saved_model_with_checksums(served, tmp_path):
+    folder = served["folder"]
+    assert is_bundle(folder) and not is_bundle(tmp_path)
+    bundle = PipelineBundle.load(folder)
+    assert set(bundle.models) == {"ease", "als", "trending"} and bundle.ranker.names_
+    definitions = folder / "definitions.json"
+    original = definitions.read_text()
+    try:
+        definitions.write_text(original.replace("user_plays_1d", "user_plays_2d"))
+        with pytest.raises(ChecksumError):
+            PipelineBundle.load(folder)
+    finally:
+        definitions.write_text(original)
+
+
+def test_requests_return_k_allowed_titles_with_provenance(served):
+    pipeline, at = served["pipeline"], served["at"]
+    answered = 0
+    for user in served["users"][:40]:
+        result = pipeline.recommend(user, k=10, at=at, explain_items=True)
+        assert len(result.items) == len(set(result.items)) <= 10
+        assert not set(result.items) & forbidden(pipeline, user, at)
+        assert served["blocked"] not in result.items
+        assert result.fallback is None and len(result.explanations) == len(result.items)
+        assert set(result.sources) <= {"ease", "als", "trending", "continue_watching", "new_releases"}
+        answered += bool(result.items)
+    assert answered >= 30
+    assert pipeline.counters["filtered_blocklist"] > 0
+
+
+def test_a_broken_ranker_falls_back_to_the_source_order_still_filtered(served):
+    pipeline, at = served["pipeline"], served["at"]
+    user = served["users"][1]
+    names = pipeline.bundle.ranker.names_
+    pipeline.bundle.ranker.names_ = names[:-1]  # a ranker that no longer accepts the rows: it raises on score()
+    try:
+        result = pipeline.recommend(user, at=at, explain_items=True, exclude=["t000001"])
+    finally:
+        pipeline.bundle.ranker.names_ = names
+    assert result.fallback == "candidate_scores" and result.counts["ranker_failed"] == 1
+    assert result.items and not set(result.items) & (forbidden(pipeline, user, at) | {"t000001"})
+
+
+def test_unknown_history_titles_and_missing_or_stale_features_are_counted_not_fatal(served):
+    pipeline, at = served["pipeline"], served["at"]
+    store: MemoryOnlineStore = served["store"]
+    region = next(r for r, _ in pipeline.profiles.values() if r)
+    store.add_history("newcomer", [HistoryEntry("not-a-title", at - timedelta(hours=1), "play"),
+                                   HistoryEntry(pipeline.item_ids[0], at - timedelta(hours=1), "play")])
+    result = pipeline.recommend("newcomer", at=at, region=region)
+    assert result.items and result.counts["unknown_history_titles"] == 1
+    assert result.counts["missing_user_features"] == 1  # never materialized
+    later = pipeline.recommend(served["users"][2], at=at + timedelta(days=10))
+    assert later.counts["stale_user_features"] == 1 and later.counts["stale_title_features"] > 0
+    assert later.items
+
+
+def test_one_play_changes_the_next_list_without_retraining(served):
+    pipeline, at = served["pipeline"], served["at"]
+    store: MemoryOnlineStore = served["store"]
+    user = served["users"][3]
+    before = pipeline.recommend(user, at=at, diversity=0.0)
+    watched = before.items[0]
+    store.add_history(user, [HistoryEntry(watched, at - timedelta(seconds=1), "complete", 1.0)])
+    after = pipeline.recommend(user, at=at, diversity=0.0)
+    assert watched not in after.items and after.items != before.items
+
+
+def test_online_feature_rows_equal_the_offline_rows(served):
+    """The title, user and genre-match columns the request builds equal the offline point-in-time ones."""
+    pipeline, at = served["pipeline"], served["at"]
+    user = served["users"][4]
+    entries = pipeline.store.history(user)
+    history, started = pipeline._history(entries, at, Counter())
+    cands = pipeline._candidates(history, started, at)
+    online = pipeline.features(user, cands, entries, at, Counter())
+    with DuckDBEventStore(DuckDBEventStoreConfig(), served["tiny"]) as store:
+        offline, names = feature_rows(store.con, cands, np.array([user], dtype=object), pipeline.item_ids, at,
+                                      events_relation(store.con), pipeline.bundle.definitions)
+    shared = [n for n in names if not n.endswith(("_score", "_rank"))]
+    assert shared
+    for n in shared:
+        np.testing.assert_allclose(online[:, pipeline.names.index(n)], offline[:, names.index(n)], rtol=1e-5,
+                                   equal_nan=True, err_msg=n)
