@@ -248,6 +248,10 @@ class PipelineConfig(BaseModel, extra="forbid"):
     filters: FilterPolicy = Field(default_factory=FilterPolicy)
     ranker: RankerConfig = Field(default_factory=RankerConfig)
     diversity: float = Field(0.3, ge=0, le=1, description="MMR weight of genre diversity (0: off)")
+    vector_index: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "exact"},
+        description="how factor-model sources (ALS) search item vectors: {type = 'exact'} (numpy, default) or "
+                    "{type = 'faiss', structure = 'hnsw', m = 32, ef_search = 256, ...} (the ann extra)")
     features_file: Path | None = Field(
         None, description="JSON of extra feature definitions for the ranker (from `features select`)")
 

@@ -156,3 +156,25 @@ def test_impressed_but_unwatched_titles_join_the_training_candidates_without_a_s
     assert added == {("u1", "b")}
     assert np.all(np.diff(out.row) >= 0) and len(out.row) == len(cands.row) + len(added)
     assert np.isnan(out.score[:, out.origin < 0]).all() and (out.rank[:, out.origin < 0] == -1).all()
+
+
+@pytest.mark.parametrize("kind", ["exact", "faiss"])
+def test_als_through_a_vector_index_proposes_what_the_model_ranks(kind):
+    """The exact index is the reference (the same titles as ALS's own top-k, seen ones excluded); faiss (flat on a
+    small catalog, HNSW forced here) must find nearly all of them."""
+    from streamrec.pipeline.candidates import VectorSource
+    from streamrec.storage.vectors import make_vector_index
+
+    train = data(seed=3, n_users=60, n_items=200)
+    model = create_model("als", factors=16, iterations=5).fit(train)
+    params = {"structure": "hnsw", "m": 16, "ef_search": 128} if kind == "faiss" else {}
+    index = make_vector_index(kind, **params).build(model.item_factors_)
+    history = train.matrix.tocsr()
+    users = np.arange(history.shape[0])
+    direct_cols, _ = ModelSource("als", model).propose(history, users, 20)
+    via_cols, via_scores = VectorSource("als", model, index).propose(history, users, 20)
+    seen = [set(history.indices[history.indptr[r]:history.indptr[r + 1]]) for r in users]
+    assert all(not set(via_cols[r][via_cols[r] >= 0]) & seen[r] for r in users)
+    overlap = np.mean([len(set(direct_cols[r]) & set(via_cols[r])) / 20 for r in users])
+    assert overlap == 1.0 if kind == "exact" else overlap >= 0.9
+    assert (np.diff(via_scores, axis=1) <= 1e-6).all()

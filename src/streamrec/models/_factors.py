@@ -35,6 +35,10 @@ class FactorModel(Recommender):
         Returns:
             (n_users × n_items) float32.
         """
+        return self.user_vectors(history, users) @ self.item_factors_.T
+
+    def user_vectors(self, history: sparse.csr_matrix, users: np.ndarray | None = None) -> np.ndarray:
+        """Each history row's user factors (learned, or folded in from the history for users = -1 / None)."""
         history = self._check_history(history)
         rows = self._check_users(users, history.shape[0])
         factors = np.empty((len(rows), self.user_factors_.shape[1]), dtype=np.float32)
@@ -42,7 +46,7 @@ class FactorModel(Recommender):
         factors[known] = self.user_factors_[rows[known]]
         if not known.all():
             factors[~known] = self._fold_in(history[~known])
-        return factors @ self.item_factors_.T
+        return factors
 
     @abstractmethod
     def _fold_in(self, history: sparse.csr_matrix) -> np.ndarray:

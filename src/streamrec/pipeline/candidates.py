@@ -11,7 +11,9 @@ import numpy as np
 from scipy import sparse
 
 from streamrec.errors import ConfigError
+from streamrec.models._factors import FactorModel
 from streamrec.models.base import Recommender, top_k
+from streamrec.storage.vectors import VectorIndex
 
 
 class CandidateSource(Protocol):
@@ -33,6 +35,19 @@ class ModelSource:
 
     def propose(self, history: sparse.csr_matrix, users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         return self.model.recommend(history, n, users=users, exclude_seen=True)
+
+
+@dataclass
+class VectorSource:
+    """A factor model's user vectors searched in a vector index of its item vectors: ALS through faiss (approximate,
+    fast on large catalogs) or the exact numpy index (the default, and the reference)."""
+
+    name: str
+    model: FactorModel
+    index: VectorIndex  # built on model.item_factors_ with ids = columns
+
+    def propose(self, history: sparse.csr_matrix, users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.search(self.model.user_vectors(history, users), n, exclude=history)
 
 
 @dataclass

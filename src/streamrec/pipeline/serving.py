@@ -27,14 +27,13 @@ from streamrec.pipeline.bundle import PipelineBundle
 from streamrec.pipeline.candidates import (
     CandidateSet,
     FixedListSource,
-    ModelSource,
     PerUserListSource,
     gather,
 )
 from streamrec.pipeline.explain import Explanation, explain
 from streamrec.pipeline.filters import REASONS, CatalogFilter, UserContext
 from streamrec.pipeline.rerank import mmr
-from streamrec.pipeline.sources import CONTINUE_FINISHED, NEW_RELEASE_DAYS
+from streamrec.pipeline.sources import CONTINUE_FINISHED, NEW_RELEASE_DAYS, model_sources
 from streamrec.settings import PreprocessConfig
 from streamrec.storage.online.base import HistoryEntry, OnlineStore
 
@@ -102,6 +101,7 @@ class OnlinePipeline:
         self.genre_count = self.genres.sum(axis=1)
         self.release = self._release_dates(catalog.titles)
         self.profiles = self._profiles(catalog.users)
+        self.model_sources = model_sources(bundle.models, bundle.config.vector_index)  # vector indexes built once
         self.counters: Counter[str] = Counter()  # totals since start, for metrics
         self._lock = threading.Lock()
         self._layout()
@@ -228,7 +228,7 @@ class OnlinePipeline:
 
     def _candidates(self, history: sparse.csr_matrix, started: np.ndarray, at: datetime) -> CandidateSet:
         quotas = self.bundle.config.quotas
-        sources: list = [ModelSource(name, model) for name, model in self.bundle.models.items()]
+        sources = list(self.model_sources)
         if "continue_watching" in quotas and len(started):
             sources.append(PerUserListSource("continue_watching", {0: started}, self.n_items))
         if "new_releases" in quotas:

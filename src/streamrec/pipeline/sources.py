@@ -20,8 +20,11 @@ from streamrec.pipeline.candidates import (
     FixedListSource,
     ModelSource,
     PerUserListSource,
+    VectorSource,
     gather,
 )
+from streamrec.models._factors import FactorModel
+from streamrec.storage.vectors import open_vector_index
 
 QUOTAS = PipelineConfig().quotas  # the default quotas, one place (settings)
 DEFAULT_QUOTA = 20
@@ -37,10 +40,24 @@ def fit_model_sources(train: Interactions) -> dict[str, Recommender]:
     return {name: create_model(model, params).fit(train) for name, (model, params) in MODEL_SOURCES.items()}
 
 
-def build_sources(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, events: str = "events") -> list:
+def model_sources(models: dict[str, Recommender], vector_index: dict | None = None) -> list:
+    """Fitted models as candidate sources; a factor model (ALS) answers through a vector index of its item
+    vectors (`vector_index` config, default exact)."""
+    out: list = []
+    for name, model in models.items():
+        if isinstance(model, FactorModel):
+            index = open_vector_index(vector_index or {"type": "exact"}).build(model.item_factors_)
+            out.append(VectorSource(name, model, index))
+        else:
+            out.append(ModelSource(name, model))
+    return out
+
+
+def build_sources(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, events: str = "events",
+                  vector_index: dict | None = None) -> list:
     """Every candidate source as of `at`: EASE and ALS from the history, trending, continue watching (from the
     events before `at`), and new releases (from the catalog), each fitted on `data.train`."""
-    sources: list = [ModelSource(name, model) for name, model in fit_model_sources(data.train).items()]
+    sources = model_sources(fit_model_sources(data.train), vector_index)
     started = continue_watching(con, data, at, events)
     if started:
         sources.append(PerUserListSource("continue_watching", started, data.train.n_items))
@@ -52,15 +69,16 @@ def build_sources(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, 
 
 
 def gather_candidates(con: duckdb.DuckDBPyConnection, data: EvalData, at: datetime, events: str = "events",
-                      quotas: dict[str, int] | None = None,
-                      only: Iterable[str] | None = None) -> tuple[CandidateSet, list, dict[str, int]]:
+                      quotas: dict[str, int] | None = None, only: Iterable[str] | None = None,
+                      vector_index: dict | None = None) -> tuple[CandidateSet, list, dict[str, int]]:
     """Build the sources as of `at` (only those named in `only`, when given) and gather their candidates for
     `data`'s users, each up to its quota in `quotas` (default QUOTAS; DEFAULT_QUOTA for a source not in it).
+    Factor-model sources search their item vectors in a `vector_index` (config; default exact).
 
     Returns:
         The candidates, the sources, and the quota each source got.
     """
-    sources = build_sources(con, data, at, events)
+    sources = build_sources(con, data, at, events, vector_index)
     if only is not None:
         wanted = set(only)
         sources = [src for src in sources if src.name in wanted]

@@ -138,11 +138,12 @@ def _top_k(order_scores: np.ndarray, cands: CandidateSet, n_users: int, k: int =
 
 
 def _stage(con, split: Split, events: str, quotas: dict[str, int] | None, impressions: bool = False,
-           definitions: Sequence[Definition] = BUILTIN, policy: FilterPolicy | None = None):
+           definitions: Sequence[Definition] = BUILTIN, policy: FilterPolicy | None = None,
+           vector_index: dict | None = None):
     """Candidates of `split`'s test users as of its cut, filtered, with their feature rows; what the filter removed."""
     data = prepare(split)
     at = _cut_time(split)
-    cands, sources, _ = gather_candidates(con, data, at, events, quotas)
+    cands, sources, _ = gather_candidates(con, data, at, events, quotas, vector_index=vector_index)
     if impressions:
         cands = with_impressed(con, cands, data, at, _period_end(split), events)
     removed: dict[str, int] = {}
@@ -204,7 +205,7 @@ def _example(user: int, recs: np.ndarray, scores: np.ndarray, cands: CandidateSe
 def train_ranker(con: duckdb.DuckDBPyConnection, split: Split, events: str = "events",
                  quotas: dict[str, int] | None = None, ranker: RankerConfig | None = None,
                  policy: FilterPolicy | None = None, definitions: Sequence[Definition] = BUILTIN,
-                 impressions: bool = False) -> tuple[Ranker, dict[str, int]]:
+                 impressions: bool = False, vector_index: dict | None = None) -> tuple[Ranker, dict[str, int]]:
     """The ranker learned on `split`'s test period: candidates as of its cut (filtered), graded labels from what was
     watched after it. Returns the ranker and what it learned from.
 
@@ -212,7 +213,7 @@ def train_ranker(con: duckdb.DuckDBPyConnection, split: Split, events: str = "ev
         DataError: no watched title among the candidates.
     """
     data, cands, x, names, _, _ = _stage(con, split, events, quotas, impressions=impressions,
-                                         definitions=definitions, policy=policy)
+                                         definitions=definitions, policy=policy, vector_index=vector_index)
     labels = _labels(cands, data, split)
     if not (labels > 0).any():
         raise DataError("pipeline", "no watched title among the candidates of the ranker's training period")
@@ -226,12 +227,14 @@ def train_ranker(con: duckdb.DuckDBPyConnection, split: Split, events: str = "ev
 def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: SplitConfig | None = None,
                       quotas: dict[str, int] | None = None, ranker: RankerConfig | None = None,
                       events: str = "events", diversity: float = 0.3, impressions: bool = False,
-                      definitions: Sequence[Definition] = BUILTIN, policy: FilterPolicy | None = None) -> PipelineReport:
+                      definitions: Sequence[Definition] = BUILTIN, policy: FilterPolicy | None = None,
+                      vector_index: dict | None = None) -> PipelineReport:
     """Each source alone vs the ranked union (and the union re-ranked by MMR over genres with weight `diversity`,
     when the catalog has genres), on the temporal test period of `table` (interactions with last_ts).
     With `impressions`, titles shown but not engaged with in the ranker's training period join its negatives
     (off by default: on the synthetic worlds they cost about 1% NDCG@10, see bench/pipeline.py --impressions).
     `definitions` are the ranker's user, title and user × title features (besides every source's score and rank).
+    ALS answers through a `vector_index` (config; default exact numpy, {"type": "faiss"} approximate).
     Candidates pass the catalog's filters (`policy`; region availability and maturity as of each cut) before the
     ranker learns or ranks, so no stage can show a forbidden title.
 
@@ -242,9 +245,9 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
     split = split or SplitConfig()
     outer = temporal_split(table, quantile=split.quantile)
     inner = temporal_split(outer.train, quantile=split.quantile)
-    model, counts = train_ranker(con, inner, events, quotas, ranker, policy, definitions, impressions)
+    model, counts = train_ranker(con, inner, events, quotas, ranker, policy, definitions, impressions, vector_index)
     data, cands, test_x, _, sources, removed = _stage(con, outer, events, quotas, definitions=definitions,
-                                                      policy=policy)
+                                                      policy=policy, vector_index=vector_index)
     report = PipelineReport()
     n_users = len(data.user_ids)
     genres = _genres(con, data.train.item_ids)
