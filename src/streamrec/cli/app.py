@@ -17,6 +17,7 @@ from streamrec.cli import (
     ingest_cmds,
     models_cmds,
     preprocess_cmds,
+    rank_cmds,
     train_cmds,
     tune_cmds,
 )
@@ -39,6 +40,7 @@ ingest_cmds.register(app)
 preprocess_cmds.register(app)
 train_cmds.register(app)
 candidates_cmds.register(app)
+rank_cmds.register(app)
 tune_cmds.register(app)
 demo_cmds.register(app)
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Mapping
 from pathlib import Path
 
 from streamrec.evaluation.bootstrap import Estimate
+from streamrec.evaluation.html import CSS as _CSS, escape as _e, img as _img, png as _png
 from streamrec.evaluation.runner import EvaluationResult
 
 TABLE_METRICS = ("ndcg", "recall", "precision", "map", "hit_rate", "mrr")
@@ -233,27 +231,3 @@ def _num(value: float | None, digits: int) -> str:
 
 def _kv(mapping: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in mapping.items())
-
-
-def _e(text: str) -> str:
-    return html.escape(str(text))
-
-
-def _png(fig: object) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)  # type: ignore[attr-defined]
-    return buffer.getvalue()
-
-
-def _img(png: bytes) -> str:
-    return f"<img alt=\"chart\" src=\"data:image/png;base64,{base64.b64encode(png).decode('ascii')}\">"
-
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1200px; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-table.kv td { text-align: left; }
-img { max-width: 100%; }
-"""

@@ -123,13 +123,14 @@ def _register(out: TrainResult, settings: Settings, data: Interactions) -> None:
     out.run_id = logged.run_id
     out.version = registry.register(logged.run_id, description=f"{out.best}, {out.metric}="
                                     f"{metrics.get(out.metric, float('nan')):.4f}")
-    out.promoted, out.promote_reason = _should_promote(registry, settings.train.promote, out, metrics, snapshot)
+    out.promoted, out.promote_reason = should_promote(registry, settings.train.promote, out.metric, metrics, snapshot)
     if out.promoted:
         registry.promote(out.version)
 
 
-def _should_promote(registry, policy: str, out: TrainResult, metrics: dict[str, float],
-                    snapshot: str) -> tuple[bool, str]:
+def should_promote(registry, policy: str, metric: str, metrics: dict[str, float],
+                   snapshot: str) -> tuple[bool, str]:
+    """Whether a new version (its `metrics`, trained on `snapshot`) becomes champion under `policy`, and why."""
     if policy == "never":
         return False, "promotion disabled (train.promote = never)"
     if policy == "always":
@@ -140,9 +141,9 @@ def _should_promote(registry, policy: str, out: TrainResult, metrics: dict[str, 
         return True, "first champion"
     if champion.data_snapshot != snapshot:
         return True, "trained on newer data than the champion"
-    key = out.metric.replace("@", "_at_")
+    key = metric.replace("@", "_at_")
     previous = champion.metrics.get(key)
-    new = metrics.get(out.metric)
+    new = metrics.get(metric)
     if previous is None or (new is not None and new > previous):
-        return True, f"{out.metric} {new:.4f} beats the champion's {previous if previous is not None else 'none'}"
-    return False, f"{out.metric} {new:.4f} does not beat the champion's {previous:.4f}"
+        return True, f"{metric} {new:.4f} beats the champion's {previous if previous is not None else 'none'}"
+    return False, f"{metric} {new:.4f} does not beat the champion's {previous:.4f}"

@@ -1,0 +1,48 @@
+"""`train_pipeline` registers the ranked pipeline like any model, with its HTML report (stages, recall, feature
+importance); `streamrec rank USER` serves one request from the registered champion, explained."""
+
+from __future__ import annotations
+
+import shutil
+
+from typer.testing import CliRunner
+
+from streamrec.cli.app import app
+from streamrec.errors import ConfigError
+from streamrec.features import events_relation
+from streamrec.pipeline.train import train_pipeline
+from streamrec.registry import open_registry
+from streamrec.settings import DuckDBEventStoreConfig, load_settings
+from streamrec.storage.events.duckdb import DuckDBEventStore
+
+runner = CliRunner()
+
+
+def test_pipeline_is_registered_reported_and_served(tiny_world_store, tmp_path):
+    shutil.copy(tiny_world_store, tmp_path / "events.duckdb")
+    settings = load_settings(data_dir=tmp_path, pipeline={"ranker": {"n_estimators": 20}})
+    with DuckDBEventStore(DuckDBEventStoreConfig(), tmp_path / "events.duckdb") as store:
+        table = store.con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
+        user = table.column("user_id")[0].as_py()
+        out = train_pipeline(store.con, table, settings, events_relation(store.con))
+    assert out.version == 1 and out.promoted and out.bundle_dir.is_dir()
+    page = out.html.read_text()
+    for text in ("Stage by stage", "ranked pipeline", "Candidate recall", "feature importance", "data:image/png"):
+        assert text in page
+    champion = open_registry(settings).show("champion")
+    assert champion.metrics["ndcg_at_10"] == out.report.ndcg["ranked pipeline"]
+    assert champion.params["model"] == "pipeline"
+
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "rank", user, "--k", "5"])
+    assert result.exit_code == 0, result.output
+    assert "ranked pipeline for" in result.output and "1. t" in result.output and "from " in result.output
+    assert "none (ranked)" in result.output
+
+
+def test_rank_refuses_a_single_model_clearly(tiny_world_store, tmp_path):
+    shutil.copy(tiny_world_store, tmp_path / "events.duckdb")
+    trained = runner.invoke(app, ["--data-dir", str(tmp_path), "train", "--models", "popularity"])
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "rank", "u1"])
+    assert isinstance(result.exception, ConfigError)
+    assert "single model, not a ranked pipeline" in str(result.exception)
