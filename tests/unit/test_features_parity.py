@@ -13,6 +13,7 @@ import pytest
 from streamrec.errors import DataError
 from streamrec.features import BUILTIN, Feature, point_in_time
 from streamrec.features.online import OnlineFeatures
+from streamrec.features.templates import candidates
 from tests.unit.test_features_offline import T0, random_events
 
 AGGREGATES = [f for f in BUILTIN if isinstance(f, Feature)]
@@ -24,14 +25,26 @@ def with_ids(events: pa.Table) -> pa.Table:
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_replayed_online_values_equal_offline_point_in_time_values(seed):
-    events = with_ids(random_events(seed, n=500))
+    assert_replay_equals_offline(with_ids(random_events(seed, n=500)), AGGREGATES, seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_generated_features_online_equal_offline(seed):
+    """Features expanded from the templates (add_to_list, impression, rating events; means, sums, recency; windows
+    up to 90 days) go through the same replay."""
+    from tests.unit.test_features_templates import rich_events, sample
+
+    assert_replay_equals_offline(rich_events(seed), sample(candidates()), seed, days=100)
+
+
+def assert_replay_equals_offline(events: pa.Table, features: list[Feature], seed: int, days: int = 35) -> None:
     rows = sorted(events.to_pylist(), key=lambda r: r["ts"])
-    online = OnlineFeatures(BUILTIN)
+    online = OnlineFeatures(features)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("events", events)
     rng = np.random.default_rng(seed)
-    times = sorted(T0 - timedelta(seconds=int(s)) for s in rng.integers(0, 35 * 86_400, 6))
+    times = sorted(T0 - timedelta(seconds=int(s)) for s in rng.integers(0, days * 86_400, 6))
     applied = 0
     for at in [*times, T0 + timedelta(days=3)]:
         while applied < len(rows) and rows[applied]["ts"] < at:
@@ -40,7 +53,7 @@ def test_replayed_online_values_equal_offline_point_in_time_values(seed):
         for entity, key_col, keys in (("user", "user_id", [f"u{i}" for i in range(7)]),
                                       ("title", "item_id", [f"t{i}" for i in range(6)])):
             spine = pa.table({key_col: keys, "ts": pa.array([at] * len(keys), pa.timestamp("us"))})
-            chosen = [f for f in AGGREGATES if f.entity == entity]
+            chosen = [f for f in features if f.entity == entity]
             offline = point_in_time(con, spine, chosen).to_pylist()
             for key, expected in zip(keys, offline):
                 got = online.values(entity, key, at)

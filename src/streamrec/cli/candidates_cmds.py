@@ -3,6 +3,7 @@ alone vs the ranked pipeline), both on the held-out period of the store's intera
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -65,25 +66,35 @@ def register(app: typer.Typer) -> None:
         diversity: Optional[float] = typer.Option(
             None, "--diversity", min=0.0, max=1.0,
             help="MMR weight of genre diversity in the re-ranked stage (0: off; default: pipeline.diversity)"),
+        features: Optional[Path] = typer.Option(
+            None, "--features", help="JSON of extra ranker features (from `streamrec features select`), used "
+                                     "beside the built-in ones (default: pipeline.features_file, if set)"),
     ) -> None:
         """Each candidate source alone vs their union ordered by the LightGBM ranker on point-in-time features, and
         re-ranked for genre diversity (MMR). Candidates pass the catalog's filters (pipeline.filters) first."""
-        print_pipeline(run_pipeline(settings_of(ctx), diversity))
+        print_pipeline(run_pipeline(settings_of(ctx), diversity, features))
 
 
-def run_pipeline(settings, diversity: Optional[float] = None):
-    """The stage-by-stage evaluation of the ranked pipeline on the store's interactions and events."""
-    from streamrec.features import events_relation
+def run_pipeline(settings, diversity: Optional[float] = None, features: Optional[Path] = None):
+    """The stage-by-stage evaluation of the ranked pipeline on the store's interactions and events; the ranker uses
+    the built-in features plus those in `features` (default: the settings' pipeline.features_file)."""
+    from streamrec.features import BUILTIN, events_relation
+    from streamrec.features.selection import load_selection
     from streamrec.pipeline.stages import evaluate_pipeline
     from streamrec.storage.events import open_event_store
     from streamrec.training.sources import interactions_from_store
 
+    config = settings.pipeline
+    file = features or config.features_file
+    extra = load_selection(Path(file)) if file else ()
+    if file:
+        console.print(f"ranker features: built-in + {len(extra)} from {file}")
     table = interactions_from_store(settings)
     with open_event_store(settings) as store:
-        config = settings.pipeline
         return evaluate_pipeline(store.con, table, settings.train.split, quotas=config.quotas, ranker=config.ranker,
                                  diversity=config.diversity if diversity is None else diversity,
-                                 events=events_relation(store.con), policy=config.filters)
+                                 events=events_relation(store.con), policy=config.filters,
+                                 definitions=(*BUILTIN, *extra))
 
 
 def print_pipeline(report) -> None:
