@@ -15,12 +15,15 @@ from streamrec.features.templates import candidates
 runner = CliRunner()
 
 
-def test_select_help_names_the_options():
+def test_select_help_names_the_options_and_list_shows_the_candidates():
     result = runner.invoke(app, ["features", "select", "--help"])
     assert result.exit_code == 0, result.output
     for option in ("--out", "--max-tries", "--max-selected", "--tolerance"):
         assert option in result.output
     assert "--features" in runner.invoke(app, ["pipeline", "--help"]).output
+    listed = runner.invoke(app, ["features", "list", "--candidates"])
+    assert listed.exit_code == 0 and "user_add_to_list_count_7d" in listed.output
+    assert "user_plays_7d" not in listed.output and "user_plays_7d" in runner.invoke(app, ["features", "list"]).output
 
 
 def test_select_writes_the_set_and_the_pipeline_uses_it(tiny_world_store, tmp_path):

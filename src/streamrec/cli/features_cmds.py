@@ -58,15 +58,21 @@ def print_build(report) -> None:
 
 
 @app.command("list")
-def list_features() -> None:
+def list_features(
+    candidates: bool = typer.Option(False, "--candidates",
+                                    help="list the candidates generated from the templates (what `features select` "
+                                         "tries) instead of the built-in features"),
+) -> None:
     """The declared features: event aggregates (entity, aggregation, events, window) and attributes (SQL)."""
     from streamrec.features import BUILTIN, Feature
     from streamrec.features.definitions import GenreMatch
+    from streamrec.features.templates import candidates as generated
 
-    table = Table(title="declared features", title_justify="left")
+    shown = generated() if candidates else BUILTIN
+    table = Table(title="candidate features (templates)" if candidates else "declared features", title_justify="left")
     for col in ("name", "entity", "definition", "events", "window", "description"):
         table.add_column(col)
-    for f in BUILTIN:
+    for f in shown:
         if isinstance(f, Feature):
             agg = f"{f.aggregation}({f.value})" if f.value else f.aggregation
             window = f"{f.window_days:g} d" if f.window_days else "all"

@@ -26,7 +26,11 @@ from pydantic import BaseModel, Field
 
 from streamrec.errors import ConfigError, DataError, NotFound
 from streamrec.features.definitions import BUILTIN, Definition, Feature
+from streamrec.logs import get_logger
 from streamrec.settings import FilterPolicy, SplitConfig
+
+
+log = get_logger(__name__)
 
 
 class SelectionConfig(BaseModel, extra="forbid"):
@@ -122,6 +126,8 @@ def select_features(con: duckdb.DuckDBPyConnection, table: pa.Table, candidates:
     report.periods = {"fit_cut": fit_rows.at, "validation_cut": val_rows.at,
                       "validation_end": _latest(validation.test), "test_cut": _cut(test)}
     x, y, groups = _with_positives(fit_rows)
+    log.info("feature_selection.rows", fit=len(y), validation=len(val_rows.labels), columns=len(fit_rows.names),
+             seconds=round(time.perf_counter() - began, 1))
     report.counts = {"fit_rows": int(len(y)), "fit_users": int(len(groups)),
                      "validation_rows": int(len(val_rows.labels)), "validation_users": len(val_rows.data.user_ids)}
     column = {name: i for i, name in enumerate(fit_rows.names)}
@@ -147,6 +153,8 @@ def select_features(con: duckdb.DuckDBPyConnection, table: pa.Table, candidates:
         step = Step(name, gains[name], float(ndcg.mean()), delta, stderr,
                     delta > config.tolerance and delta > config.min_z * stderr)
         report.steps.append(step)
+        log.info("feature_selection.step", feature=name, delta=round(delta, 5), stderr=round(stderr, 5),
+                 kept=step.kept, seconds=round(time.perf_counter() - began, 1))
         if step.kept:
             kept.append(name)
             best = ndcg
