@@ -78,7 +78,8 @@ def test_demo_runs_end_to_end(tmp_path):
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "demo", "--size", "tiny"])
     assert result.exit_code == 0, result.output
     for text in ("events stored", "quarantined: bad_enum", "files skipped by checksum", "interactions out",
-                 "features build", "model comparison", "champion: ", "ranked pipeline vs best single source"):
+                 "features build", "model comparison", "champion: ", "ranked pipeline vs best single source",
+                 "registered the pipeline as version", "one request through the registered pipeline", "ranker ms"):
         assert text in result.output
 
 

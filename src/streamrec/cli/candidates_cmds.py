@@ -69,18 +69,25 @@ def register(app: typer.Typer) -> None:
         features: Optional[Path] = typer.Option(
             None, "--features", help="JSON of extra ranker features (from `streamrec features select`), used "
                                      "beside the built-in ones (default: pipeline.features_file, if set)"),
+        no_register: bool = typer.Option(False, "--no-register",
+                                         help="evaluate and report only: do not fit, log or register the bundle"),
     ) -> None:
-        """Each candidate source alone vs their union ordered by the LightGBM ranker on point-in-time features, and
-        re-ranked for genre diversity (MMR). Candidates pass the catalog's filters (pipeline.filters) first."""
-        print_pipeline(run_pipeline(settings_of(ctx), diversity, features))
+        """Train the ranked pipeline and show what each stage adds: each candidate source alone vs their union
+        ordered by the LightGBM ranker on point-in-time features, and re-ranked for genre diversity (MMR), on the
+        temporal test period; candidates pass the catalog's filters (pipeline.filters) first. Writes an HTML report,
+        then fits the whole pipeline on all data and registers it in MLflow like any model (promoted by
+        train.promote), ready for `streamrec rank` and serving."""
+        print_pipeline(run_pipeline(settings_of(ctx), diversity, features, register=not no_register))
 
 
-def run_pipeline(settings, diversity: Optional[float] = None, features: Optional[Path] = None):
-    """The stage-by-stage evaluation of the ranked pipeline on the store's interactions and events; the ranker uses
-    the built-in features plus those in `features` (default: the settings' pipeline.features_file)."""
+def run_pipeline(settings, diversity: Optional[float] = None, features: Optional[Path] = None,
+                 register: bool = True):
+    """Evaluate the ranked pipeline stage by stage on the store's interactions and events, report it, and (with
+    `register`) fit, log and register the bundle. The ranker uses the built-in features plus those in `features`
+    (default: the settings' pipeline.features_file)."""
     from streamrec.features import BUILTIN, events_relation
     from streamrec.features.selection import load_selection
-    from streamrec.pipeline.stages import evaluate_pipeline
+    from streamrec.pipeline.train import train_pipeline
     from streamrec.storage.events import open_event_store
     from streamrec.training.sources import interactions_from_store
 
@@ -91,13 +98,12 @@ def run_pipeline(settings, diversity: Optional[float] = None, features: Optional
         console.print(f"ranker features: built-in + {len(extra)} from {file}")
     table = interactions_from_store(settings)
     with open_event_store(settings) as store:
-        return evaluate_pipeline(store.con, table, settings.train.split, quotas=config.quotas, ranker=config.ranker,
-                                 diversity=config.diversity if diversity is None else diversity,
-                                 events=events_relation(store.con), policy=config.filters,
-                                 definitions=(*BUILTIN, *extra))
+        return train_pipeline(store.con, table, settings, events_relation(store.con), diversity=diversity,
+                              register=register, definitions=(*BUILTIN, *extra))
 
 
-def print_pipeline(report) -> None:
+def print_pipeline(result) -> None:
+    report = result.report
     best, value = report.best_single
     rows = [(f"{name}" + ("" if name.startswith("ranked") else " alone"),
              f"NDCG@10 {v:.4f}" + (f", genre diversity {report.diversity[name]:.3f}" if name in report.diversity else ""))
@@ -112,3 +118,8 @@ def print_pipeline(report) -> None:
         user, explanations = report.example
         console.print(summary_table(f"why: the ranked list of test user {user}",
                                     [(e.item_id, e.text()) for e in explanations[:5]]))
+    console.print(f"report: {result.html}")
+    if result.version is not None:
+        console.print(f"registered the pipeline as version {result.version} "
+                      f"({'champion: ' if result.promoted else 'not promoted: '}{result.promote_reason}); "
+                      f"bundle: {result.bundle_dir}")

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         """Generate a world, ingest it (with a file of broken events), preprocess, build the feature snapshot, train
         and compare the model zoo, register the champion, evaluate the ranked pipeline stage by stage, and print
         what each stage did."""
-        from streamrec.cli import candidates_cmds, features_cmds, ingest_cmds, preprocess_cmds, train_cmds
+        from streamrec.cli import candidates_cmds, features_cmds, ingest_cmds, preprocess_cmds, rank_cmds, train_cmds
         from streamrec.evaluation import write_report
         from streamrec.training import interactions_from_store, train_and_register
         from streamrec.data.synthetic import WorldConfig, generate_world
@@ -70,8 +70,16 @@ def register(app: typer.Typer) -> None:
         console.print(f"champion: {out.best} (registry version {out.version}, {out.promote_reason}); "
                       f"report: {report}")
 
-        console.rule("6. ranked pipeline: candidates from every source, LightGBM ranker on point-in-time features")
-        candidates_cmds.print_pipeline(candidates_cmds.run_pipeline(settings))
+        console.rule("6. ranked pipeline: candidates from every source, filters, LightGBM ranker on point-in-time "
+                     "features, diversity; registered")
+        trained = candidates_cmds.run_pipeline(settings)
+        candidates_cmds.print_pipeline(trained)
+
+        console.rule("7. one request through the registered pipeline, as serving answers it")
+        user = str(trained.report.user_ids[0]) if trained.report.user_ids is not None else None
+        if user is not None and trained.version is not None:
+            result, timings = rank_cmds.rank_user(settings, user, model=str(trained.version))
+            rank_cmds.print_ranked(result, timings)
         console.rule(f"done in {time.perf_counter() - began:.1f}s — data in {root}")
 
 
