@@ -12,11 +12,12 @@ import pytest
 
 from streamrec.errors import DataError
 from streamrec.features import BUILTIN, Feature, point_in_time
+from streamrec.features.definitions import Ratio
 from streamrec.features.online import OnlineFeatures
 from streamrec.features.templates import candidates
 from tests.unit.test_features_offline import T0, random_events
 
-AGGREGATES = [f for f in BUILTIN if isinstance(f, Feature)]
+AGGREGATES = [f for f in BUILTIN if isinstance(f, Feature | Ratio)]  # ratios (trending velocity) too
 
 
 def with_ids(events: pa.Table) -> pa.Table:

@@ -65,7 +65,7 @@ def list_features(
 ) -> None:
     """The declared features: event aggregates (entity, aggregation, events, window) and attributes (SQL)."""
     from streamrec.features import BUILTIN, Feature
-    from streamrec.features.definitions import GenreMatch
+    from streamrec.features.definitions import GenreMatch, Ratio
     from streamrec.features.templates import candidates as generated
 
     shown = generated() if candidates else BUILTIN
@@ -80,6 +80,10 @@ def list_features(
         elif isinstance(f, GenreMatch):
             window = f"{f.window_days:g} d" if f.window_days else "all"
             table.add_row(f.name, f.entity, "genre match", ", ".join(f.events), window, f.description)
+        elif isinstance(f, Ratio):
+            table.add_row(f.name, f.entity, f"ratio: {f.numerator.aggregation} / {f.denominator.aggregation}",
+                          ", ".join(dict.fromkeys((*f.numerator.events, *f.denominator.events))),
+                          f"{f.numerator.window_days:g} d / {f.denominator.window_days:g} d", f.description)
         else:
             table.add_row(f.name, f.entity, f.sql, "–", "–", f.description)
     console.print(table)

@@ -70,7 +70,32 @@ class GenreMatch(BaseModel, frozen=True, extra="forbid"):
     description: str = ""
 
 
-Definition = Feature | Attribute | GenreMatch
+class Ratio(BaseModel, frozen=True, extra="forbid"):
+    """One windowed aggregate of an entity divided by another of the same entity (None when the denominator is 0),
+    e.g. trending velocity: a title's plays in the last day over its plays in the last week. Both parts need a
+    window, so online they are computed from the kept rows, exactly as offline."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    entity: Literal["user", "title"]
+    numerator: Feature
+    denominator: Feature
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Ratio:
+        for part in (self.numerator, self.denominator):
+            if part.entity != self.entity:
+                raise ValueError(f"ratio '{self.name}': part '{part.name}' is a {part.entity} feature, not {self.entity}")
+            if part.window_days is None or part.aggregation == "days_since_last":
+                raise ValueError(f"ratio '{self.name}': part '{part.name}' needs a window and a count, sum or mean")
+        return self
+
+    @property
+    def window_days(self) -> float:
+        return max(self.numerator.window_days, self.denominator.window_days)  # type: ignore[type-var]
+
+
+Definition = Feature | Attribute | GenreMatch | Ratio
 CATALOG = {"user": "users", "title": "titles"}  # the table an entity's attributes come from
 
 
@@ -96,6 +121,10 @@ BUILTIN: tuple[Definition, ...] = (
     *_windowed("title", "plays", "count", ("play",), (1, 7, 28), "plays"),
     *_windowed("title", "avg_completion", "mean", ("progress", "complete"), (28,), "mean watched fraction",
                "fraction"),
+    Ratio(name="title_trending_velocity", entity="title",
+          numerator=Feature(name="plays_1d", entity="title", aggregation="count", events=("play",), window_days=1),
+          denominator=Feature(name="plays_7d", entity="title", aggregation="count", events=("play",), window_days=7),
+          description="plays in the last day over plays in the last 7 days (1/7 for steady interest; more: rising)"),
     Feature(name="title_days_since_last_play", entity="title", aggregation="days_since_last", events=ENGAGED,
             description="days since anyone last watched the title"),
     Attribute(name="user_tenure_days", entity="user", sql="(epoch_us(s.ts) - epoch_us(c.signup_ts)) / 86400e6",

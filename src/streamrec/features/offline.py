@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from streamrec.errors import DataError
-from streamrec.features.definitions import CATALOG, Attribute, Definition, Feature, GenreMatch
+from streamrec.features.definitions import CATALOG, Attribute, Definition, Feature, GenreMatch, Ratio
 
 KEY = {"user": "user_id", "title": "item_id"}
 
@@ -69,7 +69,7 @@ def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: lis
         columns: dict[str, str] = {}
         joins = []
         for entity in ("user", "title"):
-            chosen = [f for f in features if f.entity == entity and isinstance(f, Feature)]
+            chosen = [f for f in features if f.entity == entity and isinstance(f, Feature | Ratio)]
             if chosen:
                 alias = f"{entity}_f"
                 joins.append(f"LEFT JOIN ({_entity_query(name, entity, chosen, events)}) {alias} "
@@ -128,13 +128,20 @@ def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
                             [table]).fetchall()[0][0])
 
 
-def _entity_query(spine: str, entity: str, features: list[Feature], events: str) -> str:
+def _aggregate_sql(feature: Feature | Ratio) -> str:
+    if isinstance(feature, Ratio):
+        return (f"CAST({feature_sql(feature.numerator)} AS DOUBLE) / "
+                f"nullif(CAST({feature_sql(feature.denominator)} AS DOUBLE), 0)")
+    return feature_sql(feature)
+
+
+def _entity_query(spine: str, entity: str, features: list[Feature | Ratio], events: str) -> str:
     """One range join of the spine's rows with their entity's earlier events, all features as filtered aggregates.
 
     The join reaches back only as far as the longest window when every feature has one.
     """
     key = KEY[entity]
-    aggregates = ", ".join(f'{feature_sql(f)} AS "{f.name}"' for f in features)
+    aggregates = ", ".join(f'{_aggregate_sql(f)} AS "{f.name}"' for f in features)
     windows = [f.window_days for f in features]
     reach = ""
     if all(w is not None for w in windows):

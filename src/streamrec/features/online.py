@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from streamrec.errors import DataError
-from streamrec.features.definitions import BUILTIN, Definition, Feature, GenreMatch
+from streamrec.features.definitions import BUILTIN, Definition, Feature, GenreMatch, Ratio
 from streamrec.features.offline import KEY
 
 Row = tuple[datetime, str, dict[str, float | None], str]  # (ts, type, numeric fields, title id)
@@ -35,10 +35,11 @@ class OnlineFeatures:
         definitions = list(definitions)
         self.features = [f for f in definitions if isinstance(f, Feature)]
         self.matches = [f for f in definitions if isinstance(f, GenreMatch)]
+        self.ratios = [f for f in definitions if isinstance(f, Ratio)]
         self.genres = {k: list(dict.fromkeys(v)) for k, v in (genres or {}).items()}
         # rows are kept for windowed aggregates and genre matches; pruned past the longest window unless a genre
         # match looks at all history
-        readers = [f for f in self.features if f.window_days is not None] + self.matches
+        readers = [f for f in self.features if f.window_days is not None] + self.matches + self.ratios
         self.keep_rows = bool(readers)
         self.horizon = (timedelta(days=max(f.window_days for f in readers))  # type: ignore[type-var]
                         if readers and all(f.window_days is not None for f in readers) else None)
@@ -102,11 +103,11 @@ class OnlineFeatures:
                 n, total = self._totals.get((f.name, key), (0.0, 0.0))
                 out[f.name] = _aggregate(f, int(n), total)
             else:
-                start = at - timedelta(days=f.window_days)
-                chosen = [r for r in rows if start <= r[0] < at and r[1] in f.events]
-                values = [1.0] * len(chosen) if f.aggregation == "count" else \
-                    [v for r in chosen if (v := r[2][f.value or ""]) is not None]
-                out[f.name] = _aggregate(f, len(values), math.fsum(values))
+                out[f.name] = _windowed(f, rows, at)
+        for r in self.ratios:
+            if r.entity == entity:
+                top, bottom = _windowed(r.numerator, rows, at), _windowed(r.denominator, rows, at)
+                out[r.name] = top / bottom if top is not None and bottom else None
         return out
 
 
@@ -129,6 +130,15 @@ class OnlineFeatures:
             shares = [sum(g in self.genres.get(item, ()) for item in watched) / len(watched) for g in own]
             out[f.name] = math.fsum(shares) / len(shares)
         return out
+
+
+def _windowed(f: Feature, rows: list[Row], at: datetime) -> float | int | None:
+    """A windowed aggregate from the kept rows."""
+    start = at - timedelta(days=f.window_days)  # type: ignore[arg-type]
+    chosen = [r for r in rows if start <= r[0] < at and r[1] in f.events]
+    values = [1.0] * len(chosen) if f.aggregation == "count" else \
+        [v for r in chosen if (v := r[2][f.value or ""]) is not None]
+    return _aggregate(f, len(values), math.fsum(values))
 
 
 def _aggregate(feature: Feature, n: int, total: float) -> float | int | None:

@@ -25,14 +25,14 @@ import pyarrow as pa
 from streamrec.data.interactions import Interactions
 from streamrec.errors import ChecksumError, ConfigError, NotFound
 from streamrec.evaluation.splits import temporal_split
-from streamrec.features.definitions import BUILTIN, Attribute, Definition, Feature, GenreMatch
+from streamrec.features.definitions import BUILTIN, Attribute, Definition, Feature, GenreMatch, Ratio
 from streamrec.models import Recommender, load_model
 from streamrec.pipeline.ranker import Ranker
 from streamrec.pipeline.sources import MODEL_SOURCES, fit_model_sources
 from streamrec.settings import PipelineConfig, SplitConfig
 
 NAME = "pipeline"
-_KINDS = {cls.__name__: cls for cls in (Feature, Attribute, GenreMatch)}
+_KINDS = {cls.__name__: cls for cls in (Feature, Attribute, GenreMatch, Ratio)}
 
 
 @dataclass
