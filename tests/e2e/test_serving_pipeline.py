@@ -14,6 +14,7 @@ from streamrec.features import events_relation
 from streamrec.features.materialize import materialize
 from streamrec.pipeline.bundle import PipelineBundle, fit_bundle, is_bundle
 from streamrec.pipeline.serving import OnlinePipeline, ServingCatalog
+from streamrec.pipeline.similarity import NAME as SIMILARITY, recent_similarity, recent_titles
 from streamrec.pipeline.stages import feature_rows
 from streamrec.settings import DuckDBEventStoreConfig, FilterPolicy, PipelineConfig, RankerConfig
 from streamrec.storage.events.duckdb import DuckDBEventStore
@@ -118,16 +119,22 @@ def test_one_play_changes_the_next_list_without_retraining(served):
 def test_online_feature_rows_equal_the_offline_rows(served):
     """The title, user and genre-match columns the request builds equal the offline point-in-time ones."""
     pipeline, at = served["pipeline"], served["at"]
-    user = served["users"][4]
+    # the user with the most distinct watched titles: more than the recent ones the similarity looks at
+    user = max(served["users"], key=lambda u: len({e.item_id for e in pipeline.store.history(u)}))
     entries = pipeline.store.history(user)
+    assert len({e.item_id for e in entries if e.type in ("play", "progress", "complete")}) > 5
     history, started = pipeline._history(entries, at, Counter())
     cands = pipeline._candidates(history, started, at)
     online = pipeline.features(user, cands, entries, at, Counter())
     with DuckDBEventStore(DuckDBEventStoreConfig(), served["tiny"]) as store:
         offline, names = feature_rows(store.con, cands, np.array([user], dtype=object), pipeline.item_ids, at,
                                       events_relation(store.con), pipeline.bundle.definitions)
+        recent = recent_titles(store.con, events_relation(store.con), [user], at)
+    similarity = recent_similarity(pipeline.bundle.models["als"].item_factors_, pipeline.index, {0: recent[user]},
+                                   cands.row, cands.col)
+    offline, names = np.column_stack([offline, similarity]), [*names, SIMILARITY]
     shared = [n for n in names if not n.endswith(("_score", "_rank"))]
-    assert shared
+    assert SIMILARITY in pipeline.names and np.isfinite(similarity).any()
     for n in shared:
         np.testing.assert_allclose(online[:, pipeline.names.index(n)], offline[:, names.index(n)], rtol=1e-5,
                                    equal_nan=True, err_msg=n)

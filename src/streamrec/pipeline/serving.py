@@ -32,7 +32,9 @@ from streamrec.pipeline.candidates import (
 )
 from streamrec.pipeline.explain import Explanation, explain
 from streamrec.pipeline.filters import REASONS, CatalogFilter, UserContext
+from streamrec.models._factors import FactorModel
 from streamrec.pipeline.rerank import mmr
+from streamrec.pipeline.similarity import NAME as SIMILARITY, latest_distinct, recent_similarity
 from streamrec.pipeline.sources import CONTINUE_FINISHED, NEW_RELEASE_DAYS, model_sources
 from streamrec.settings import PreprocessConfig
 from streamrec.storage.online.base import HistoryEntry, OnlineStore
@@ -102,6 +104,7 @@ class OnlinePipeline:
         self.release = self._release_dates(catalog.titles)
         self.profiles = self._profiles(catalog.users)
         self.model_sources = model_sources(bundle.models, bundle.config.vector_index)  # vector indexes built once
+        self.factors = next((m for m in bundle.models.values() if isinstance(m, FactorModel)), None)
         self.counters: Counter[str] = Counter()  # totals since start, for metrics
         self._lock = threading.Lock()
         self._layout()
@@ -280,6 +283,10 @@ class OnlinePipeline:
                     out[:, position[name]] = column[0] if broadcast else column
         for j, match in self.matches:
             out[:, j] = self._genre_match(match, entries, cands.col, at)
+        if SIMILARITY in position and self.factors is not None:
+            recent = {0: latest_distinct(entries, at)}
+            out[:, position[SIMILARITY]] = recent_similarity(self.factors.item_factors_, self.index, recent,
+                                                             np.zeros(n, np.int64), cands.col)
         return out
 
     def _stored(self, entity: str, keys: list[str], at: datetime, counts: Counter):

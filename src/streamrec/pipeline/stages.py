@@ -25,7 +25,9 @@ from streamrec.pipeline.candidates import CandidateSet, candidate_recall
 from streamrec.pipeline.explain import Explanation, explain
 from streamrec.pipeline.filters import FilterPolicy, catalog_filter, filter_candidates, user_contexts
 from streamrec.pipeline.ranker import Ranker, RankerConfig
+from streamrec.models._factors import FactorModel
 from streamrec.pipeline.rerank import mmr
+from streamrec.pipeline.similarity import NAME as SIMILARITY, recent_similarity, recent_titles
 from streamrec.pipeline.sources import gather_candidates
 from streamrec.settings import SplitConfig
 
@@ -151,6 +153,12 @@ def _stage(con, split: Split, events: str, quotas: dict[str, int] | None, impres
     if filt is not None:  # before features: the ranker learns and ranks only what may be shown
         cands, removed = filter_candidates(cands, data.train.item_ids, user_contexts(con, data.user_ids), filt, at)
     features, names = _features(con, cands, data, at, events, definitions)
+    factors = next((src.model for src in sources if isinstance(getattr(src, "model", None), FactorModel)), None)
+    if factors is not None:  # similarity to recent watches, in the factor model's item space
+        recent = recent_titles(con, events, [str(u) for u in data.user_ids], at)
+        by_row = {r: recent[str(u)] for r, u in enumerate(data.user_ids) if str(u) in recent}
+        column = recent_similarity(factors.item_factors_, data.train.item_index, by_row, cands.row, cands.col)
+        features, names = np.column_stack([features, column]), [*names, SIMILARITY]
     return data, cands, features, names, sources, removed
 
 
