@@ -122,9 +122,10 @@ def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig)
     inner = f"SELECT {raw_cols}{idx}, {', '.join(typed_columns(staged.staged_types))} FROM ({staged.source_sql})"
     if known:
         inner = f"SELECT *, {', '.join(known)} FROM ({inner})"
-    # One pass over the file: type every value, run the rules over the typed values, and materialize the typed
-    # columns with the reason index. The raw text of the non-text columns (for error messages) is kept only for
-    # failing rows, so the valid majority is stored once, typed.
+    # One pass over the file: type every value, run the rules over the typed values (valid rows stop at the
+    # shared fast-path tests), and materialize the typed columns with the reason index. The raw value of a column
+    # that may fail to read (for error messages) is kept only for failing rows, so the valid majority is stored
+    # once, typed; a column the file already types correctly (typed Parquet) keeps no raw value at all.
     kept = "".join(f', CASE WHEN __reason IS NOT NULL THEN "{RAW}{c}" END AS "{RAW}{c}"' for c in kept_names)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT {typed_names}{idx}, __reason{kept} "

@@ -3,6 +3,13 @@
 Ingestion of files (DuckDB, later Spark SQL) and the events API all run these checks. Each rule is a SQL
 condition that is TRUE when a row is invalid; the first failing rule names the row's reason. Typed values
 are computed once (`typed_columns`) and the rules read both the raw and the typed value.
+
+Each rule also carries `passes`, a cheap test that is TRUE only where the rule cannot fail. The batch query
+first ANDs the distinct `passes` tests (several rules share one, e.g. the allowed event types rule out an
+empty, over-long or NUL-carrying type); only the rows that do not pass all of them, the few invalid ones,
+walk the ordered rules to find their reason. Which tests a file needs is decided from its staged types: a
+column the file already stores in the canonical type (a Parquet TIMESTAMP, INTEGER or DOUBLE) cannot fail
+to read, so its read test is left out of the fast path.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from streamrec.settings import IngestConfig
 
 RAW = "r_"  # prefix of raw staged columns
 TYPED = "t_"  # prefix of typed columns
+_CONTROL = "'[\\x00-\\x1f\\x7f]'"  # a regex for one control character
+_IDS = ("event_id", "user_id", "item_id", "request_id")  # text that must be free of any control character
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,7 @@ class Rule:
     field: str
     condition: str
     detail: str
+    passes: str = "FALSE"  # SQL, TRUE only where `condition` cannot be TRUE; "TRUE" = the rule cannot fail here
 
 
 def _q(text: str) -> str:
@@ -40,6 +50,29 @@ def _utc(timestamptz: str) -> str:
     """A TIMESTAMPTZ as the UTC TIMESTAMP, from its epoch value (no time-zone library call per row; infinite
     values, which have no epoch, keep the plain cast)."""
     return f"coalesce(make_timestamp(epoch_us({timestamptz})), TRY_CAST({timestamptz} AS TIMESTAMP))"
+
+
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT")
+_NUMBERS = _INTEGERS + ("UINTEGER", "BIGINT", "UBIGINT", "HUGEINT", "UHUGEINT", "FLOAT", "DOUBLE")
+_TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMP_NS")  # not DATE: wider than TIMESTAMP
+
+
+def always_reads(column: Column, staged_type: str | None) -> bool:
+    """True when every non-NULL value of a raw column of `staged_type` has a typed value: the file already stores
+    the canonical type or one that widens into it (a Parquet INTEGER for an INTEGER column, any number for a
+    DOUBLE one, any timestamp or date for the event time). Such a column cannot fail its read test."""
+    if staged_type is None:
+        return False
+    staged_type = staged_type.upper()
+    if column.sql_type == "VARCHAR":
+        return True
+    if column.sql_type == "INTEGER":
+        return staged_type in _INTEGERS
+    if column.sql_type == "DOUBLE":
+        return staged_type in _NUMBERS
+    if column.sql_type == "TIMESTAMP":
+        return staged_type in _TIMESTAMPS
+    return False
 
 
 def typed_expression(column: Column, staged_type: str | None) -> str:
@@ -81,8 +114,9 @@ def typed_columns(staged_types: dict[str, str]) -> list[str]:
     items = []
     for column in EVENT_COLUMNS:
         expr = typed_expression(column, staged_types.get(column.name))
-        if column.name == "type":
-            expr = f"lower(trim({expr}))"
+        if column.name == "type":  # an allowed type as written needs no lower(trim()), and most rows have one
+            allowed = ", ".join(_q(t) for t in EVENT_TYPES)
+            expr = f"CASE WHEN {expr} IN ({allowed}) THEN {expr} ELSE lower(trim({expr})) END"
         elif column.sql_type == "VARCHAR":
             expr = f"nullif(trim({expr}), '')"
         items.append(f'{expr} AS "{TYPED}{column.name}"')
@@ -95,93 +129,119 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
     `check_titles` / `check_users`: join against the catalog and the profiles (policy 'quarantine' and a
     non-empty catalog / user table); the batch query must then provide `known_title` / `known_user` booleans.
     """
+    # Shared fast-path tests: one control-character test over the joined ids stands for the id rules, one NUL
+    # test over the other joined text columns for their NUL-byte rules (concat skips NULLs); the allowed event
+    # types stand for the type's text rules.
+    def joined(names: list[str]) -> str:
+        return f"concat({', '.join(f'{chr(34)}{TYPED}{n}{chr(34)}' for n in names)})"
+
+    texts = [c.name for c in EVENT_COLUMNS if c.sql_type == "VARCHAR" and c.name in staged_types and c.name != "type"]
+    ids = [n for n in texts if n in _IDS]
+    others = [n for n in texts if n not in _IDS]
+    clean_ids = f"NOT regexp_matches({joined(ids)}, {_CONTROL})" if ids else "TRUE"
+    no_nul = f"NOT contains({joined(others)}, chr(0))" if others else "TRUE"
+    allowed_type = f'"{TYPED}type" IN ({", ".join(_q(t) for t in EVENT_TYPES)})'
+    ts = f'"{TYPED}ts"'
+    future = f"(now() AT TIME ZONE 'UTC') + INTERVAL {config.max_future_s} SECOND"
+    ts_window = f"{ts} BETWEEN TIMESTAMP {_q(config.ts_floor)} AND {future}"
+
     rules: list[Rule] = []
     for column in EVENT_COLUMNS:
         raw, typed = f'"{RAW}{column.name}"', f'"{TYPED}{column.name}"'
         present = column.name in staged_types
+        is_type = column.name == "type"  # an allowed type is a clean, non-empty word: that test covers its text rules
         if column.required:
             # Typed text is already trimmed and '' → NULL; for other types only a NULL typed value needs the
             # (slower) look at the raw text, and the OR skips that for every readable row.
-            empty = (f"{typed} IS NULL" if column.sql_type == "VARCHAR"
+            # A column that always reads is NULL exactly where its raw value is.
+            empty = (f"{typed} IS NULL" if column.sql_type == "VARCHAR" or always_reads(column, staged_types.get(column.name))
                      else f"{raw} IS NULL OR ({typed} IS NULL AND trim(CAST({raw} AS VARCHAR)) = '')")
-            rules.append(Rule("missing", column.name, empty if present else "TRUE", _q("required field is empty")))
+            rules.append(Rule("missing", column.name, empty if present else "TRUE", _q("required field is empty"),
+                              (allowed_type if is_type else f"{typed} IS NOT NULL") if present else "FALSE"))
         if not present:
             continue
-        is_id = column.name in ("event_id", "user_id", "item_id", "request_id")
+        is_id = column.name in _IDS
         # Text rules read the typed value (the trimmed text), so raw text never needs keeping.
         is_text = column.sql_type == "VARCHAR"
         if is_text and not is_id:  # ids get the wider control-character rule below
-            rules.append(Rule("nul_byte", column.name, f"contains({typed}, chr(0))", _q("contains a NUL byte")))
+            rules.append(Rule("nul_byte", column.name, f"contains({typed}, chr(0))", _q("contains a NUL byte"),
+                              allowed_type if is_type else no_nul))
         if is_text and column.max_len is not None:
             # strlen (bytes, O(1)) >= length (characters), so only a long byte string pays for counting characters.
             rules.append(Rule("too_long", column.name,
                               f"strlen({typed}) > {column.max_len} AND length({typed}) > {column.max_len}",
-                              f"'is ' || length({typed}) || ' characters, more than {column.max_len}'"))
+                              f"'is ' || length({typed}) || ' characters, more than {column.max_len}'",
+                              allowed_type if is_type and max(map(len, EVENT_TYPES)) <= column.max_len
+                              else f"({typed} IS NULL OR strlen({typed}) <= {column.max_len})"))
         if is_id:
-            rules.append(Rule("bad_id", column.name, f"regexp_matches({typed}, '[\\x00-\\x1f\\x7f]')",
+            rules.append(Rule("bad_id", column.name, f"regexp_matches({typed}, {_CONTROL})",
                               f"CASE WHEN contains({typed}, chr(0)) THEN 'contains a NUL byte' "
-                              "ELSE 'contains control characters' END"))
-        if column.sql_type != "VARCHAR":
+                              "ELSE 'contains control characters' END", clean_ids))
+        if not always_reads(column, staged_types[column.name]):  # else the file's own type rules it out
             # The typed test first: the raw value is only cast to text for the rows that did not read.
             rules.append(Rule("bad_type", column.name, f"{typed} IS NULL AND {raw} IS NOT NULL "
                               f"AND trim(CAST({raw} AS VARCHAR)) <> ''",
-                              f"'cannot read ' || {_shown(raw)} || ' as {column.sql_type.lower()}'"))
-        if column.sql_type == "DOUBLE":
+                              f"'cannot read ' || {_shown(raw)} || ' as {column.sql_type.lower()}'",
+                              f"({typed} IS NOT NULL OR {raw} IS NULL)"))
+        in_range = f"({typed} IS NULL OR {typed} BETWEEN {column.min_value} AND {column.max_value})" \
+            if column.min_value is not None and column.max_value is not None else None
+        if column.sql_type == "DOUBLE":  # NaN and infinities lie outside any finite range
             rules.append(Rule("out_of_range", column.name, f"NOT isfinite({typed})",
-                              f"'is ' || {_shown(typed)} || ', not a finite number'"))
+                              f"'is ' || {_shown(typed)} || ', not a finite number'",
+                              in_range or f"({typed} IS NULL OR isfinite({typed}))"))
         if column.min_value is not None or column.max_value is not None:
             lo = column.min_value if column.min_value is not None else float("-inf")
             hi = column.max_value if column.max_value is not None else float("inf")
             rules.append(Rule("out_of_range", column.name, f"{typed} < {lo} OR {typed} > {hi}",
-                              f"'is ' || {_shown(typed)} || ', outside [{lo:g}, {hi:g}]'"))
+                              f"'is ' || {_shown(typed)} || ', outside [{lo:g}, {hi:g}]'", in_range or "FALSE"))
     rules.append(Rule("bad_enum", "type", f'"{TYPED}type" NOT IN ({", ".join(_q(t) for t in EVENT_TYPES)})',
                       f"'unknown event type ' || {_shown(chr(34) + TYPED + 'type' + chr(34))} || "
-                      f"', expected one of {', '.join(EVENT_TYPES)}'"))
-    rules.append(Rule("ts_too_old", "ts", f"\"{TYPED}ts\" < TIMESTAMP {_q(config.ts_floor)}",
-                      f"'is ' || {_shown(chr(34) + TYPED + 'ts' + chr(34))} || ', before the floor {config.ts_floor}'"))
-    rules.append(Rule("ts_future", "ts",
-                      f"\"{TYPED}ts\" > (now() AT TIME ZONE 'UTC') + INTERVAL {config.max_future_s} SECOND",
-                      f"'is ' || {_shown(chr(34) + TYPED + 'ts' + chr(34))} || ', in the future'"))
+                      f"', expected one of {', '.join(EVENT_TYPES)}'", allowed_type))
+    rules.append(Rule("ts_too_old", "ts", f"{ts} < TIMESTAMP {_q(config.ts_floor)}",
+                      f"'is ' || {_shown(ts)} || ', before the floor {config.ts_floor}'", ts_window))
+    rules.append(Rule("ts_future", "ts", f"{ts} > {future}", f"'is ' || {_shown(ts)} || ', in the future'", ts_window))
     for event_type, fields in TYPE_REQUIRES.items():
         for name in fields:
             # The NULL test first: cheaper than the string comparison, and rows that have the field skip that.
             rules.append(Rule("type_field_missing", name,
                               f"\"{TYPED}{name}\" IS NULL AND \"{TYPED}type\" = {_q(event_type)}",
-                              _q(f"{event_type} events need {name}")))
+                              _q(f"{event_type} events need {name}"),
+                              f"(\"{TYPED}{name}\" IS NOT NULL OR \"{TYPED}type\" <> {_q(event_type)})"))
     if check_titles:
         rules.append(Rule("unknown_title", "item_id", "NOT known_title",
-                          f"'title ' || {_shown(chr(34) + TYPED + 'item_id' + chr(34))} || ' is not in the catalog'"))
+                          f"'title ' || {_shown(chr(34) + TYPED + 'item_id' + chr(34))} || ' is not in the catalog'",
+                          "known_title"))
     if check_users:
         rules.append(Rule("unknown_user", "user_id", "NOT known_user",
-                          f"'user ' || {_shown(chr(34) + TYPED + 'user_id' + chr(34))} || ' has no profile'"))
+                          f"'user ' || {_shown(chr(34) + TYPED + 'user_id' + chr(34))} || ' has no profile'",
+                          "known_user"))
     return rules
 
 
 def kept_raw_columns(staged_types: dict[str, str]) -> list[str]:
-    """Raw columns the rules still read after typing: the non-text ones (to tell 'missing' from 'unreadable')."""
-    return [c.name for c in EVENT_COLUMNS if c.name in staged_types and c.sql_type != "VARCHAR"]
+    """Raw columns the rules still read after typing: the non-text ones that may fail to read (to tell 'missing'
+    from 'unreadable'); a column that always reads shows its typed value instead."""
+    return [c.name for c in EVENT_COLUMNS if c.name in staged_types and not always_reads(c, staged_types[c.name])]
 
 
-_CONTROL = "'[\\x00-\\x1f\\x7f]'"
+def first_failing_sql(rules: list[Rule]) -> str:
+    """One CASE giving the index of the first failing rule, NULL for a valid row. A condition that is NULL
+    does not match a WHEN, so the conditions need no coalesce (which would cost a pass per rule)."""
+    return f"CASE {' '.join(f'WHEN ({r.condition}) THEN {i}' for i, r in enumerate(rules))} ELSE NULL END"
+
+
+def passes_sql(rules: list[Rule]) -> str:
+    """The AND of the rules' distinct fast-path tests: TRUE only for a row that no rule fails. The (costlier)
+    control-character test goes last, so rows that already failed skip it."""
+    tests = list(dict.fromkeys(r.passes for r in rules if r.passes != "TRUE"))
+    tests.sort(key=lambda t: "regexp" in t)
+    return " AND ".join(f"({t})" for t in tests) or "TRUE"
 
 
 def reason_index_sql(rules: list[Rule]) -> str:
-    """One CASE giving the index of the first failing rule, NULL for a valid row.
-
-    The per-id control-character rules are tested together first (one regex over the joined ids instead of
-    one per column); only a row that fails it pays for finding which id it was. A condition that is NULL does
-    not match a WHEN, so the conditions need no coalesce (which would cost a pass per rule over every row).
-    """
-    ids = [(i, r) for i, r in enumerate(rules) if r.code == "bad_id"]
-    whens = []
-    for i, rule in enumerate(rules):
-        if rule.code != "bad_id":
-            whens.append(f"WHEN ({rule.condition}) THEN {i}")
-        elif i == ids[0][0]:
-            joined = ", ".join(f'"{TYPED}{r.field}"' for _, r in ids)
-            which = " ".join(f"WHEN ({r.condition}) THEN {j}" for j, r in ids)
-            whens.append(f"WHEN regexp_matches(concat({joined}), {_CONTROL}) THEN CASE {which} END")
-    return f"CASE {' '.join(whens)} ELSE NULL END"
+    """The index of the row's first failing rule, NULL for a valid row: valid rows stop at the shared fast-path
+    tests (`passes_sql`); only the rest, the few invalid rows, walk the ordered rules (`first_failing_sql`)."""
+    return f"CASE WHEN {passes_sql(rules)} THEN NULL ELSE {first_failing_sql(rules)} END"
 
 
 def detail_sql(rules: list[Rule], index_column: str) -> str:
