@@ -44,9 +44,11 @@ def feature_columns(table: pa.Table) -> tuple[list[str], np.ndarray]:
 
 
 def materialize(con: duckdb.DuckDBPyConnection, store: OnlineStore, at: datetime, events: str = "events",
-                definitions: Sequence[Definition] = BUILTIN, history_length: int = 200) -> MaterializeReport:
-    """Write the user and title features of everyone with events before `at`, and the latest `history_length`
-    engagements of each user, into `store`."""
+                definitions: Sequence[Definition] = BUILTIN, history_length: int = 200,
+                histories: bool = True) -> MaterializeReport:
+    """Write the user and title features of everyone with events before `at`, and (unless `histories` is False:
+    features only, e.g. for a newly loaded model's definitions) the latest `history_length` engagements of each
+    user, into `store`."""
     report = MaterializeReport(at=at)
     for entity in ("user", "title"):
         key = KEY[entity]
@@ -55,6 +57,8 @@ def materialize(con: duckdb.DuckDBPyConnection, store: OnlineStore, at: datetime
         table = entity_features(con, entity, keys, at, tuple(definitions), events)
         names, matrix = feature_columns(table)
         report.rows[entity] = store.put_features(entity, names, table.column(0).to_pylist(), matrix, at)
+    if not histories:
+        return report
     types = ", ".join(f"'{t}'" for t in ENGAGEMENTS)
     rows = con.execute(
         f"SELECT user_id, item_id, ts, type, fraction FROM (SELECT *, row_number() OVER (PARTITION BY user_id "
