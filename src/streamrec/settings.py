@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError as PydanticValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError as PydanticValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from streamrec.errors import ConfigError
@@ -263,6 +263,32 @@ class PipelineConfig(BaseModel, extra="forbid"):
         return self
 
 
+class ServingConfig(BaseModel, extra="forbid"):
+    """`streamrec serve`: the HTTP API (streamrec.serving)."""
+
+    host: str = Field("127.0.0.1", description="interface to listen on")
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+    model: str = Field("champion", min_length=1, description="what to serve: a registry alias or version, or a "
+                                                             "saved model folder")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="keys accepted in X-API-Key for POST /v1/events and /v1/admin/* "
+        "(STREAMREC_SERVING__API_KEYS='[\"...\"]'); none: those endpoints refuse every request")
+    max_k: int = Field(100, ge=1, le=10_000, description="most titles one list may ask for")
+    max_batch: int = Field(1000, ge=1, description="most events in one POST /v1/events")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="larger request bodies are refused (413)")
+    max_exclude: int = Field(500, ge=0, description="most titles one request may exclude")
+    row_size: int = Field(10, ge=1, le=100, description="titles per homepage row")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (none: CORS off)")
+    max_feature_age_s: int = Field(2 * 86_400, ge=1, description="older online features count as missing")
+    clock: Literal["now", "data"] = Field(
+        "now", description="request time: the wall clock, or 'data': just after the store's newest event, moving "
+                           "on with the wall clock (for a synthetic world whose events lie in the past)")
+    default_region: str | None = Field(None, description="region of a request without one for an unknown user "
+                                                         "(default: the most common region of the profiles)")
+    trending_days: float = Field(7.0, gt=0, description="trending counts engagements of this many last days")
+
+
 class LoggingConfig(BaseModel, extra="forbid"):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_logs: bool = Field(False, alias="json", description="JSON lines (services) instead of console output")
@@ -284,6 +310,7 @@ class Settings(BaseSettings):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @property
     def event_store_path(self) -> Path:

@@ -18,6 +18,7 @@ from streamrec.cli import (
     models_cmds,
     preprocess_cmds,
     rank_cmds,
+    serve_cmds,
     train_cmds,
     tune_cmds,
 )
@@ -43,6 +44,7 @@ candidates_cmds.register(app)
 rank_cmds.register(app)
 tune_cmds.register(app)
 demo_cmds.register(app)
+serve_cmds.register(app)
 
 
 @app.callback()

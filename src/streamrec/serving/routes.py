@@ -1,0 +1,174 @@
+"""The versioned endpoints. Handlers are thin: they read the current model once, call serving.answers, count
+fallbacks and shape the response; limits come from settings.serving."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Response
+
+from streamrec.errors import NotFound, ValidationError
+from streamrec.serving import answers
+from streamrec.serving.metrics import CONTENT_TYPE
+from streamrec.serving.models import ServedModel
+from streamrec.serving.schemas import (
+    VARIANT,
+    ErrorBody,
+    EventBatch,
+    EventsAccepted,
+    Health,
+    HomePage,
+    Models,
+    Promoted,
+    PromoteRequest,
+    Ready,
+    Recommendations,
+    RegistryVersion,
+    Rejected,
+    ReloadRequest,
+    Row,
+    ServedInfo,
+    Similar,
+    Title,
+)
+from streamrec.serving.errors import REQUEST_ID
+from streamrec.serving.security import key_checker
+from streamrec.serving.state import ServingState
+
+ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 413, 422)}
+ID = r"^[^\x00-\x1f\x7f]+$"  # ids: no control characters
+
+
+def _attributed(model: ServedModel | None) -> dict:
+    return {"request_id": REQUEST_ID.get() or "", "model_version": model.version if model else None,
+            "variant": VARIANT}
+
+
+def _served(model: ServedModel | None) -> ServedInfo | None:
+    return ServedInfo(version=model.version, kind=model.kind, ref=model.ref, loaded_at=model.loaded_at) \
+        if model else None
+
+
+def _titles(answer) -> list[Title]:
+    texts = getattr(answer, "explanations", None) or [None] * len(answer.items)
+    return [Title(item_id=i, score=s, source=src, explanation=t)
+            for i, s, src, t in zip(answer.items, answer.scores, answer.sources, texts)]
+
+
+def install(app: FastAPI, state: ServingState) -> None:
+    cfg = state.settings.serving
+    world, metrics = state.world, state.metrics
+    admin = [Depends(key_checker(cfg.api_keys))]
+    UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID, description="profile id")]
+    Region = Annotated[str | None, Query(min_length=1, max_length=16, pattern=ID,
+                                         description="region of the request (default: the profile's)")]
+    v1 = APIRouter(prefix="/v1", responses=ERRORS)
+
+    @v1.get("/users/{user_id}/recommendations", response_model=Recommendations, tags=["recommendations"])
+    def recommendations(
+        user_id: UserId,
+        region: Region = None,
+        k: Annotated[int, Query(ge=1, le=cfg.max_k, description="titles in the list")] = 10,
+        device: Annotated[str | None, Query(min_length=1, max_length=32, pattern=ID)] = None,
+        exclude: Annotated[list[str], Query(max_length=cfg.max_exclude, description="title ids not to show")] = [],
+        explain: Annotated[bool, Query(description="say why each title is there")] = False,
+    ) -> Recommendations:
+        """One ranked list for a user (unknown users get cold-start titles by region and popularity)."""
+        model = state.holder.current
+        answer = answers.one_list(world, model, user_id, k, region, exclude, explain)
+        metrics.fallback(answer.fallback)
+        metrics.counts(answer.counts)
+        return Recommendations(**_attributed(model), user_id=user_id, region=world.region_of(user_id, region),
+                               fallback=answer.fallback, items=_titles(answer))
+
+    @v1.get("/users/{user_id}/home", response_model=HomePage, tags=["recommendations"])
+    def homepage(user_id: UserId, region: Region = None,
+                 device: Annotated[str | None, Query(min_length=1, max_length=32, pattern=ID)] = None) -> HomePage:
+        """A whole homepage: rows in an order chosen for the user, no title in two rows."""
+        model = state.holder.current
+        rows, fallback, counts = answers.home(world, model, user_id, cfg.row_size, region)
+        metrics.fallback(fallback)
+        metrics.counts(counts)
+        return HomePage(**_attributed(model), user_id=user_id, region=world.region_of(user_id, region),
+                        fallback=fallback, rows=[Row(id=r.id, title=r.title, items=_titles(r)) for r in rows])
+
+    @v1.get("/titles/{item_id}/similar", response_model=Similar, tags=["recommendations"])
+    def similar(item_id: Annotated[str, Path(min_length=1, max_length=128, pattern=ID)], region: Region = None,
+                k: Annotated[int, Query(ge=1, le=cfg.max_k)] = 10) -> Similar:
+        """Titles like one title, available in the region."""
+        if item_id not in world.filter.index:
+            raise NotFound("title", item_id, "not in the catalog")
+        model = state.holder.current
+        answer = answers.similar(world, model, item_id, k, region or world.default_region)
+        metrics.fallback(answer.fallback)
+        return Similar(**_attributed(model), item_id=item_id, fallback=answer.fallback, items=_titles(answer))
+
+    @v1.post("/events", response_model=EventsAccepted, status_code=202, dependencies=admin, tags=["events"])
+    def post_events(batch: EventBatch) -> EventsAccepted:
+        """A batch of events, validated exactly as ingestion validates, published to the event bus. Valid events
+        are accepted; invalid ones are listed with their position, field and reason (all invalid: 422)."""
+        if len(batch.events) > cfg.max_batch:
+            raise ValidationError("body", None, "events", f"{len(batch.events)} events, over the limit of "
+                                  f"{cfg.max_batch} (serving.max_batch)")
+        checked = world.validator.check(batch.events)
+        metrics.events.labels("rejected").inc(len(checked.rejected))
+        if batch.events and not checked.valid and checked.rejected:
+            first = checked.rejected[0]
+            raise ValidationError("body", None, f"events.{first.index}.{first.field}",
+                                  f"{first.reason}: {first.detail}" + (f" (and {len(checked.rejected) - 1} more)"
+                                                                       if len(checked.rejected) > 1 else ""))
+        world.bus.publish(checked.valid)
+        metrics.events.labels("accepted").inc(len(checked.valid))
+        return EventsAccepted(**_attributed(state.holder.current), accepted=len(checked.valid),
+                              duplicates=checked.duplicates,
+                              rejected=[Rejected(index=r.index, field=r.field, reason=r.reason, detail=r.detail)
+                                        for r in checked.rejected])
+
+    @v1.get("/models", response_model=Models, tags=["models"])
+    def models() -> Models:
+        """The served model, why the last load failed (if it did), and the registry's versions."""
+        model = state.holder.current
+        versions, problem = None, None
+        try:
+            versions = [RegistryVersion(version=v.version, aliases=list(v.aliases), model=v.model,
+                                        metrics={k: float(x) for k, x in v.metrics.items()})
+                        for v in state.registry().list_versions()]
+        except Exception as exc:  # the registry being down does not fail this page
+            problem = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return Models(**_attributed(model), served=_served(model), problem=state.holder.problem, registry=versions,
+                      registry_error=problem)
+
+    @v1.post("/admin/reload", response_model=Models, dependencies=admin, tags=["admin"])
+    def reload(request: Annotated[ReloadRequest, Body()] = ReloadRequest()) -> Models:
+        """Load a model and swap it in without failing a request; on failure the old model stays (422)."""
+        model = state.reload(request.model)
+        return Models(**_attributed(model), served=_served(model), problem=None, registry=None)
+
+    @v1.post("/admin/promote", response_model=Promoted, dependencies=admin, tags=["admin"])
+    def promote(request: PromoteRequest) -> Promoted:
+        """Make a registry version champion (and serve it unless reload=false)."""
+        change = state.registry().promote(request.version)
+        model = state.reload("champion") if request.reload else state.holder.current
+        return Promoted(**_attributed(model), champion=change.champion, previous=change.previous_champion, served=_served(model))
+
+    app.include_router(v1)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        """The process answers."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Ready, tags=["health"])
+    def readyz() -> Ready:
+        """ready: a model is served and its last load worked; degraded: serving, with the problem named."""
+        model = state.holder.current
+        reasons = [state.holder.problem] if state.holder.problem else []
+        if model is None and not reasons:
+            reasons.append("no model loaded: serving trending titles")
+        return Ready(status="degraded" if reasons else "ready", model_version=model.version if model else None,
+                     reasons=reasons)
+
+    @app.get("/metrics", tags=["health"], response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}})
+    def metrics_page() -> Response:
+        """Prometheus metrics."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+

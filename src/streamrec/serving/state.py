@@ -1,0 +1,80 @@
+"""Everything a running API holds: settings, the world (catalog, online store, popularity, clock, events path),
+the model holder, metrics, and the registry (opened on first use)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamrec.errors import StreamrecError
+from streamrec.events.bus import EventBus
+from streamrec.logs import get_logger
+from streamrec.serving.metrics import ServingMetrics
+from streamrec.serving.models import ModelHolder, ReloadFailed, model_loader
+from streamrec.serving.world import ServingWorld, build_world
+from streamrec.settings import Settings
+from streamrec.storage.online import OnlineStore
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ServingState:
+    settings: Settings
+    world: ServingWorld
+    holder: ModelHolder
+    metrics: ServingMetrics = field(default_factory=ServingMetrics)
+    _registry: Any = None
+    _registry_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def registry(self):
+        """The model registry (MLflow), opened once on first use."""
+        with self._registry_lock:
+            if self._registry is None:
+                from streamrec.registry import open_registry
+
+                self._registry = open_registry(self.settings)
+            return self._registry
+
+    def reload(self, ref: str | None = None):
+        """Load `ref` (default: the configured model) and swap it in; counted and shown in metrics.
+
+        Raises:
+            ReloadFailed: the old model (if any) is kept.
+        """
+        try:
+            served = self.holder.load(ref or self.settings.serving.model)
+        except ReloadFailed:
+            self.metrics.reloads.labels("failed").inc()
+            raise
+        self.metrics.reloads.labels("ok").inc()
+        self.metrics.served(served.version, served.kind)
+        return served
+
+
+def build_state(settings: Settings, store: OnlineStore | None = None, bus: EventBus | None = None,
+                load_model: bool = True) -> ServingState:
+    """Read the event store (read-only, then closed), fill the online store's histories, and load the configured
+    model. A model that cannot be loaded leaves the API up, serving trending titles, with /readyz degraded."""
+    from streamrec.features import events_relation
+    from streamrec.features.materialize import materialize
+    from streamrec.storage.events import open_event_store
+
+    with open_event_store(settings, read_only=True) as events_store:
+        con = events_store.con
+        world = build_world(con, settings, store, bus)
+        materialize(con, world.store, world.clock(), events_relation(con), [], histories=True)
+
+    def fill_features(definitions: list) -> None:
+        with open_event_store(settings, read_only=True) as again:
+            materialize(again.con, world.store, world.clock(), events_relation(again.con), definitions,
+                        histories=False)
+
+    state = ServingState(settings, world, ModelHolder(model_loader(settings, world, fill_features)))
+    if load_model:
+        try:
+            state.reload()
+        except StreamrecError:
+            pass  # logged and kept as the holder's problem; /readyz reports it
+    return state

@@ -1,0 +1,175 @@
+"""What serving knows besides the model, read once at start: the catalog and its filter, the online store (filled
+from the event store), popularity overall and per region (trending and cold start), the request clock, and the
+events path (validator + bus) that keeps the online store fresh."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from streamrec.data.catalog import MATURITY_LEVELS
+from streamrec.events.bus import EventBus, InProcessEventBus
+from streamrec.events.validate import BatchValidator
+from streamrec.logs import get_logger
+from streamrec.pipeline.filters import CatalogFilter, UserContext
+from streamrec.pipeline.serving import ENGAGED, ServingCatalog
+from streamrec.settings import Settings
+from streamrec.storage.online import HistoryEntry, MemoryOnlineStore, OnlineStore
+
+log = get_logger(__name__)
+
+HISTORY_TYPES = ("play", "progress", "complete", "rating", "add_to_list")  # what materialize keeps as history
+
+
+class Clock:
+    """Request time (naive UTC). 'data': starts just after the newest stored event and moves on with the wall clock."""
+
+    def __init__(self, start: datetime | None = None):
+        self._start = start
+        self._began = time.monotonic()
+
+    def __call__(self) -> datetime:
+        if self._start is None:
+            return datetime.now(UTC).replace(tzinfo=None)
+        return self._start + timedelta(seconds=time.monotonic() - self._began)
+
+
+@dataclass
+class Popularity:
+    """Engagement counts per catalog title (the filter's order): in the last days, and over all time per region."""
+
+    recent: np.ndarray
+    by_region: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def ranked(self, region: str | None = None) -> np.ndarray:
+        """Catalog columns, most popular first (a known region's own popularity; else overall)."""
+        score = self.by_region.get(region) if region is not None else None
+        score = self.recent if score is None else score + 1e-6 * self.recent
+        return np.argsort(-score, kind="stable")
+
+
+@dataclass
+class ServingWorld:
+    catalog: ServingCatalog
+    store: OnlineStore
+    filter: CatalogFilter
+    popularity: Popularity
+    clock: Clock
+    validator: BatchValidator
+    bus: EventBus
+    default_region: str | None = None
+    profiles: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # user → (region, maturity limit)
+
+    def __post_init__(self) -> None:
+        titles = self.catalog.titles
+        ids = titles.column("item_id").to_pylist()
+        self.names: dict[str, str] = dict(zip(ids, titles.column("title").to_pylist())) \
+            if "title" in titles.column_names else {}
+        self.release = np.full(len(self.filter.item_ids), np.datetime64("NaT"), dtype="datetime64[D]")
+        if "release_date" in titles.column_names:  # release day per catalog column (New Releases)
+            for item, day in zip(ids, titles.column("release_date").to_pylist()):
+                if day is not None and item in self.filter.index:
+                    self.release[self.filter.index[item]] = np.datetime64(day, "D")
+        self.bus.subscribe(self.apply_events)
+
+    # --- requests ------------------------------------------------------------------------------------------------
+    def is_known(self, user_id: str) -> bool:
+        """A user with a profile or any history; others are cold-start users."""
+        return user_id in self.profiles or bool(self.store.history(user_id))
+
+    def region_of(self, user_id: str, region: str | None) -> str | None:
+        return region or self.profiles.get(user_id, (None, ""))[0] or self.default_region
+
+    def context(self, user_id: str, region: str | None, exclude: Sequence[str] = (),
+                watched: bool = True) -> UserContext:
+        """The filter's view of a request's user (`watched=False`: titles already watched stay allowed)."""
+        limit = self.profiles.get(user_id, (None, MATURITY_LEVELS[-1]))[1]
+        seen: dict[str, datetime] = {}
+        if watched:
+            for e in self.store.history(user_id):
+                if e.type in ENGAGED:
+                    seen[e.item_id] = max(seen.get(e.item_id, e.ts), e.ts)
+        return UserContext(region=self.region_of(user_id, region), maturity_limit=limit, watched=seen,
+                           hidden=self.store.hidden(user_id) | frozenset(exclude))
+
+    def popular(self, ctx: UserContext, at: datetime, k: int, skip: set[str] = frozenset()) -> list[str]:
+        """The k most popular titles this user may see (by their region when it has its own counts)."""
+        allowed, _ = self.filter.allowed(ctx, at)
+        out = []
+        for col in self.popularity.ranked(ctx.region):
+            if allowed[col]:
+                item = self.filter.item_ids[col]
+                if item not in skip:
+                    out.append(item)
+                    if len(out) == k:
+                        break
+        return out
+
+    # --- events --------------------------------------------------------------------------------------------------
+    def apply_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Bus consumer: engagements join their user's history in the online store (so the next list reflects them)."""
+        per_user: dict[str, list[HistoryEntry]] = {}
+        for e in events:
+            if e["type"] in HISTORY_TYPES:
+                per_user.setdefault(e["user_id"], []).append(
+                    HistoryEntry(e["item_id"], e["ts"], e["type"], e.get("fraction")))
+        for user, entries in per_user.items():
+            self.store.add_history(user, entries)
+
+
+
+
+def popularity_from_store(con, events: str, at: datetime, days: float, item_ids: np.ndarray) -> Popularity:
+    """Engagements per title in the last `days` before `at`, and per user region over all time."""
+    index = {item: i for i, item in enumerate(item_ids.tolist())}
+    types = ", ".join(f"'{t}'" for t in ENGAGED)
+    recent = np.zeros(len(item_ids), np.float64)
+    rows = con.execute(
+        f"SELECT item_id, count(*) FILTER (WHERE ts >= ?) AS recent, count(*) AS total FROM {events} "
+        f"WHERE ts < ? AND type IN ({types}) GROUP BY 1", [at - timedelta(days=days), at]).fetchall()
+    for item, n_recent, total in rows:
+        if item in index:
+            recent[index[item]] = n_recent + 1e-3 * total
+    by_region: dict[str, np.ndarray] = {}
+    from streamrec.features.offline import has_table
+
+    if has_table(con, "users"):
+        rows = con.execute(
+            f"SELECT u.region, e.item_id, count(*) FROM {events} e JOIN users u USING (user_id) "
+            f"WHERE e.ts < ? AND e.type IN ({types}) AND u.region IS NOT NULL GROUP BY 1, 2", [at]).fetchall()
+        for region, item, n in rows:
+            if item in index:
+                by_region.setdefault(region, np.zeros(len(item_ids), np.float64))[index[item]] = n
+    return Popularity(recent, by_region)
+
+
+def most_common_region(profiles: Mapping[str, tuple[str | None, str]]) -> str | None:
+    counts = Counter(r for r, _ in profiles.values() if r)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def build_world(con, settings: Settings, store: OnlineStore | None = None,
+                bus: EventBus | None = None) -> ServingWorld:
+    """A ServingWorld from an open event store connection (the store's features are materialized separately,
+    once the model's feature definitions are known: see streamrec.serving.state)."""
+    from streamrec.features import events_relation
+    from streamrec.pipeline.serving import OnlinePipeline
+
+    events = events_relation(con)
+    catalog = ServingCatalog.from_store(con)
+    newest = con.execute(f"SELECT max(ts) FROM {events}").fetchone()[0]
+    start = (newest + timedelta(seconds=1)) if settings.serving.clock == "data" and newest is not None else None
+    clock = Clock(start)
+    flt = CatalogFilter(catalog.titles, catalog.availability, settings.pipeline.filters)
+    popularity = popularity_from_store(con, events, clock(), settings.serving.trending_days, flt.item_ids)
+    profiles = OnlinePipeline._profiles(catalog.users)
+    validator = BatchValidator(settings.ingest, catalog.titles, catalog.users)
+    return ServingWorld(catalog, store or MemoryOnlineStore(), flt, popularity, clock, validator,
+                        bus or InProcessEventBus(), settings.serving.default_region or most_common_region(profiles),
+                        profiles)
