@@ -236,6 +236,9 @@ class RankerConfig(BaseModel, extra="forbid"):
     min_child_samples: int = Field(20, ge=1)
     seed: int = Field(42, ge=0)
     num_threads: int = Field(0, ge=0, description="LightGBM threads (0: all cores)")
+    early_stopping_rounds: int = Field(
+        30, ge=0, description="stop when NDCG@10 on held-out users has not improved for this many trees (0: off)")
+    validation_share: float = Field(0.2, gt=0, lt=1, description="share of users held out for early stopping")
 
 
 class PipelineConfig(BaseModel, extra="forbid"):
