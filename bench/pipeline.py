@@ -47,13 +47,13 @@ from streamrec.storage.events.duckdb import DuckDBEventStore  # noqa: E402
 RESULT = Path(__file__).resolve().parent / "results" / "pipeline.json"
 
 
-def request_latency(con, table, events: str, users: int, seed: int = 0) -> dict:
+def request_latency(con, table, events: str, users: int, seed: int = 0, vector_index: dict | None = None) -> dict:
     """The serving path for single requests: a bundle fitted on all data with larger quotas (about 500 candidates
     per user), the memory online store filled as of just after the newest event, then one request per sampled user.
     Times per request: the online store reads alone (history, the user's and the candidates' feature vectors),
     ranking (feature rows + LightGBM), and the whole request (candidates, filters, ranking, MMR)."""
     quotas = {"ease": 250, "als": 200, "trending": 50, "continue_watching": 10, "new_releases": 20}
-    bundle = fit_bundle(con, table, events, PipelineConfig(quotas=quotas))
+    bundle = fit_bundle(con, table, events, PipelineConfig(quotas=quotas, vector_index=vector_index or {"type": "exact"}))
     at = con.execute(f"SELECT max(ts) FROM {events}").fetchone()[0] + timedelta(seconds=1)
     store = MemoryOnlineStore()
     materialize(con, store, at, events, bundle.definitions)
@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="medium", help="world preset")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--latency-users", type=int, default=300)
+    parser.add_argument("--vector-index", choices=["exact", "faiss"], default="exact",
+                        help="how ALS candidates are searched: exact numpy (default) or faiss HNSW")
     parser.add_argument("--impressions", action="store_true",
                         help="add titles shown but not engaged with to the ranker's training negatives")
     parser.add_argument("--out", type=Path, default=RESULT)
@@ -108,16 +110,18 @@ def main(argv: list[str] | None = None) -> int:
             ingest_paths(store, [world], IngestConfig())
             run_preprocess(store.con, PreprocessConfig())
             table = store.con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
-            report = evaluate_pipeline(store.con, table, events=events_relation(store.con),
+            index = {"type": args.vector_index} if args.vector_index == "exact" else \
+                {"type": "faiss", "structure": "hnsw", "metric": "l2_reduction", "ef_search": 512}
+            report = evaluate_pipeline(store.con, table, events=events_relation(store.con), vector_index=index,
                                        impressions=args.impressions)
-            lat = request_latency(store.con, table, events_relation(store.con), args.latency_users)
+            lat = request_latency(store.con, table, events_relation(store.con), args.latency_users, vector_index=index)
     best, best_value = report.best_single
     result = {
         "command": "python bench/pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
         "world": {"size": args.size, "seed": args.seed, "events": info.counts.get("events"),
                   "users": info.counts.get("users"), "titles": info.counts.get("titles")},
-        "impression_negatives": args.impressions,
+        "impression_negatives": args.impressions, "vector_index": index,
         "ndcg@10": report.ndcg, "genre_diversity@10": report.diversity, "candidate_recall": report.recall,
         "best_single": {"source": best, "ndcg@10": best_value},
         "gain_vs_best_single": report.ndcg["ranked pipeline"] / best_value - 1,
