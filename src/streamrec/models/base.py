@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -19,7 +18,8 @@ from pydantic import BaseModel
 from scipy import sparse
 
 from streamrec.data.interactions import Interactions
-from streamrec.errors import ChecksumError, ConfigError, DataError, NotFound
+from streamrec.errors import ConfigError, DataError, NotFound
+from streamrec.integrity import sha256_file, verify_files
 
 
 class Recommender(ABC):
@@ -117,7 +117,7 @@ class Recommender(ABC):
             arrays["user_ids_"] = np.asarray(self.user_ids_, dtype=str)
         _save_arrays(folder / "arrays.npz", arrays)
         (folder / "config.json").write_text(json.dumps({"model": self.name, "config": self.config.model_dump()}))
-        checksums = {f.name: _sha256(f) for f in (folder / "arrays.npz", folder / "config.json")}
+        checksums = {f.name: sha256_file(f) for f in (folder / "arrays.npz", folder / "config.json")}
         (folder / "checksums.json").write_text(json.dumps(checksums, indent=2))
         return folder
 
@@ -127,10 +127,7 @@ class Recommender(ABC):
         folder = Path(folder)
         if not (folder / "checksums.json").is_file():
             raise NotFound("saved model", str(folder))
-        for name, expected in json.loads((folder / "checksums.json").read_text()).items():
-            actual = _sha256(folder / name)
-            if actual != expected:
-                raise ChecksumError(str(folder / name), expected, actual)
+        verify_files(folder, json.loads((folder / "checksums.json").read_text()))
         meta = json.loads((folder / "config.json").read_text())
         if meta["model"] != cls.name:
             raise ConfigError(f"{folder} holds a '{meta['model']}' model, not '{cls.name}'")
@@ -212,9 +209,3 @@ def _save_arrays(path: Path, arrays: dict[str, Any]) -> None:
     np.savez(path, **flat)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

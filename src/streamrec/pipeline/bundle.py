@@ -12,7 +12,6 @@ Layout of a saved bundle (a folder):
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 
 from streamrec.data.interactions import Interactions
-from streamrec.errors import ChecksumError, ConfigError, NotFound
+from streamrec.errors import ConfigError, NotFound
+from streamrec.integrity import sha256_file, verify_files
 from streamrec.evaluation.splits import temporal_split
 from streamrec.features.definitions import BUILTIN, Attribute, Definition, Feature, GenreMatch, Ratio
 from streamrec.models import Recommender, load_model
@@ -59,7 +59,7 @@ class PipelineBundle:
         (folder / "config.json").write_text(json.dumps({"model": NAME, "config": self.config.model_dump(mode="json"),
                                                         "sources": list(self.models), "counts": self.counts}))
         (folder / "definitions.json").write_text(json.dumps(dump_definitions(self.definitions), indent=1))
-        checksums = {f: _sha256(folder / f) for f in ("config.json", "definitions.json")}
+        checksums = {f: sha256_file(folder / f) for f in ("config.json", "definitions.json")}
         (folder / "checksums.json").write_text(json.dumps(checksums, indent=2))
         return folder
 
@@ -73,10 +73,7 @@ class PipelineBundle:
         folder = Path(folder)
         if not (folder / "checksums.json").is_file():
             raise NotFound("saved pipeline", str(folder))
-        for name, expected in json.loads((folder / "checksums.json").read_text()).items():
-            actual = _sha256(folder / name)
-            if actual != expected:
-                raise ChecksumError(str(folder / name), expected, actual)
+        verify_files(folder, json.loads((folder / "checksums.json").read_text()))
         meta = json.loads((folder / "config.json").read_text())
         if meta.get("model") != NAME:
             raise ConfigError(f"{folder} holds a '{meta.get('model')}' model, not a pipeline")
@@ -132,6 +129,3 @@ def load_definitions(rows: list[dict]) -> list[Definition]:
         out.append(_KINDS[kind](**row))
     return out
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from streamrec.errors import ChecksumError, DataError
+from streamrec.integrity import sha256_file
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -21,12 +22,6 @@ if TYPE_CHECKING:
     from streamrec.data.interactions import Interactions
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def folder_checksums(folder: Path) -> dict[str, str]:

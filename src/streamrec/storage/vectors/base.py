@@ -7,7 +7,6 @@ as plain arrays and a JSON manifest whose sha256 checksums are verified on load 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
@@ -18,7 +17,8 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError as PydanticValidationError
 from scipy import sparse
 
-from streamrec.errors import ChecksumError, ConfigError, DataError, NotFound
+from streamrec.errors import ConfigError, DataError, NotFound
+from streamrec.integrity import sha256_file, verify_files
 
 MISSING = -1  # the id of a result slot that has no item (fewer items than k left after exclusions)
 FORMAT = "streamrec.vectors/1"
@@ -150,7 +150,7 @@ class BaseVectorIndex(ABC):
         np.save(folder / "ids.npy", self.build_ids_, allow_pickle=False)
         names = ["ids.npy", *self._write(folder)]
         manifest = {"format": FORMAT, "kind": self.kind, "config": self.config.model_dump(), "count": len(self),
-                    "dim": self.dim, "files": {name: _sha256(folder / name) for name in names}}
+                    "dim": self.dim, "files": {name: sha256_file(folder / name) for name in names}}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
         return folder
 
@@ -256,12 +256,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise DataError(str(path), f"not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(str(path), f"not a {FORMAT} manifest")
-    for name, expected in manifest["files"].items():
-        if not (folder / name).is_file():
-            raise NotFound("vector index file", str(folder / name))
-        actual = _sha256(folder / name)
-        if actual != expected:
-            raise ChecksumError(str(folder / name), expected, actual)
+    verify_files(folder, manifest["files"])
     return manifest
 
 
@@ -280,10 +275,3 @@ def top_k_positions(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]
     keep = order[rank < k]  # rows ascending in `order`, so rank counts within each row
     return cols[keep].reshape(n_rows, k), vals[keep].reshape(n_rows, k)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
