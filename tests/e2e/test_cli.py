@@ -74,9 +74,15 @@ def test_ingest_store_and_export_through_the_cli(tmp_path):
     assert export.exit_code == 0 and any((tmp_path / "pq").iterdir())
 
 
-def test_demo_runs_end_to_end(tmp_path):
+def test_demo_runs_end_to_end(tmp_path, monkeypatch):
+    import uvicorn
+
+    served: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: served.update(target=target, **kwargs))
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "demo", "--size", "tiny"])
     assert result.exit_code == 0, result.output
+    assert served["host"] == "127.0.0.1" and served["target"].state.serving.holder.current.kind == "pipeline"
+    assert "curl -s 'http://127.0.0.1:8000/v1/users/" in result.output
     for text in ("events stored", "quarantined: bad_enum", "files skipped by checksum", "interactions out",
                  "features build", "model comparison", "champion: ", "ranked pipeline vs best single source",
                  "registered the pipeline as version", "one request through the registered pipeline", "ranker ms"):

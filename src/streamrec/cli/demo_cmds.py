@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
         size: str = typer.Option("small", help="world size preset: tiny, small, medium or ml20m"),
         seed: int = typer.Option(7, help="random seed of the world"),
         fresh: bool = typer.Option(True, help="start from an empty data folder (DATA_DIR/demo)"),
+        serve: bool = typer.Option(True, help="end by serving the API on 127.0.0.1 with the demo's pipeline "
+                                              "(--no-serve: stop after the report)"),
     ) -> None:
         """Generate a world, ingest it (with a file of broken events), preprocess, build the feature snapshot, train
         and compare the model zoo, register the champion, evaluate the ranked pipeline stage by stage, and print
@@ -81,6 +83,13 @@ def register(app: typer.Typer) -> None:
             result, timings = rank_cmds.rank_user(settings, user, model=str(trained.version))
             rank_cmds.print_ranked(result, timings)
         console.rule(f"done in {time.perf_counter() - began:.1f}s — data in {root}")
+        if serve:
+            from streamrec.cli.serve_cmds import run_server
+
+            console.rule("8. serve the API (the synthetic world's clock: just after its newest event)")
+            model = str(trained.version) if trained.version is not None else settings.serving.model
+            run_server(settings.model_copy(update={"serving": settings.serving.model_copy(
+                update={"model": model, "clock": "data"})}))
 
 
 def _broken_file(path: Path, world: Path) -> Path:
