@@ -5,7 +5,7 @@ Accuracy: a generated world is ingested and preprocessed into a temporary event 
 `streamrec.pipeline.stages.evaluate_pipeline` scores each candidate source alone, the ranked union and the
 diversified list on the test period (the ranker learns on the last part of the training period only).
 Latency: the serving path (streamrec.pipeline.serving) answers one request at a time for sampled users, with a bundle
-fitted on all data (quotas raised to about 500 candidates per user) and the memory online store: online store reads,
+fitted on all data (quotas raised to leave about 500 candidates per request after the filters) and the memory online store: online store reads,
 ranking (feature rows + LightGBM) and the whole request, p50/p99 over users.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/pipeline.py                 # world preset "medium"
@@ -52,7 +52,8 @@ def request_latency(con, table, events: str, users: int, seed: int = 0, vector_i
     per user), the memory online store filled as of just after the newest event, then one request per sampled user.
     Times per request: the online store reads alone (history, the user's and the candidates' feature vectors),
     ranking (feature rows + LightGBM), and the whole request (candidates, filters, ranking, MMR)."""
-    quotas = {"ease": 250, "als": 200, "trending": 50, "continue_watching": 10, "new_releases": 20}
+    # about half the candidates are filtered out (region, maturity): these quotas leave about 500 per request
+    quotas = {"ease": 500, "als": 400, "trending": 100, "continue_watching": 10, "new_releases": 20}
     bundle = fit_bundle(con, table, events, PipelineConfig(quotas=quotas, vector_index=vector_index or {"type": "exact"}))
     at = con.execute(f"SELECT max(ts) FROM {events}").fetchone()[0] + timedelta(seconds=1)
     store = MemoryOnlineStore()
@@ -85,6 +86,7 @@ def request_latency(con, table, events: str, users: int, seed: int = 0, vector_i
 
     return {"users": len(chosen), "candidates_mean": round(float(np.mean(sizes)), 1),
             "candidates_max": int(np.max(sizes)), "features": len(bundle.ranker.names_),
+            "ranker_trees": int(bundle.ranker.trees_),
             "store_read": {**pct(reads), "target_p99_ms": 1.0, "met": bool(np.percentile(reads, 99) <= 1.0)},
             "ranking": {**pct(ranking), "target_p99_ms": 5.0, "met": bool(np.percentile(ranking, 99) <= 5.0)},
             "request": pct(whole), "counters": {k: int(v) for k, v in pipeline.counters.items() if v}}

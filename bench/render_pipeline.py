@@ -34,7 +34,7 @@ def section() -> str:
         "",
         f"Serving one request at a time ({lat['users']} users, memory online store, {lat['candidates_mean']:.0f} "
         f"candidates per request on average after the filters, at most {lat['candidates_max']}, "
-        f"{lat['features']} ranker features):",
+        f"{lat['features']} ranker features, {lat.get('ranker_trees', '?')} trees after early stopping):",
         "",
         table(["part of a request", "p50 ms", "p99 ms", "target p99"], [
             ["online store reads (history, user and candidates' feature vectors)", lat["store_read"]["p50_ms"],
