@@ -15,6 +15,8 @@ def section() -> str:
     w, lat = r["world"], r["latency"]
     rows = [[name + ("" if name.startswith("ranked") else " alone"), f"{value:.4f}",
              f"{r['genre_diversity@10'].get(name, float('nan')):.3f}",
+             f"{r.get('catalog_coverage@10', {}).get(name, float('nan')):.3f}",
+             f"{r.get('novelty@10', {}).get(name, float('nan')):.2f}",
              f"{r['candidate_recall'][name]:.3f}" if name in r["candidate_recall"] else "–"]
             for name, value in r["ndcg@10"].items()]
     best = r["best_single"]
@@ -26,7 +28,8 @@ def section() -> str:
         f"training period only. {r['counts']['test_users']:,} test users, {r['counts']['candidates']:,} candidates; "
         f"candidate recall of all sources together {r['candidate_recall']['all']:.3f}. Whole run {r['seconds']:.0f} s.",
         "",
-        table(["stage", "NDCG@10", "genre diversity@10", "candidate recall"], rows),
+        table(["stage", "NDCG@10", "genre diversity@10", "catalog coverage@10", "novelty@10", "candidate recall"],
+              rows),
         "",
         f"The ranked pipeline vs the best single source ({best['source']}, {best['ndcg@10']:.4f}): "
         f"**{r['gain_vs_best_single']:+.1%}** NDCG@10. Top ranker features by gain: "

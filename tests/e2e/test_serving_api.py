@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from streamrec.pipeline.filters import REASONS
 from streamrec.features import events_relation
 from streamrec.pipeline.bundle import fit_bundle
 from streamrec.serving import build_state, create_app
@@ -46,6 +47,12 @@ def api(world):
 
 def attributed(body: dict, version: str | None = "v1") -> None:
     assert body["request_id"] and body["variant"] == "control" and body["model_version"] == version
+
+
+def why(state, user: str, items: set[str], region=None) -> dict[str, str]:
+    world = state.world
+    _, reason = world.filter.allowed(world.context(user, region), world.clock())
+    return {item: REASONS[reason[world.filter.index[item]]] for item in sorted(items)}
 
 
 def forbidden(state, user: str, region=None) -> set[str]:
@@ -90,6 +97,12 @@ def test_the_homepage_has_rows_without_repeats_in_a_per_user_order(api):
         assert {"top_picks", "trending"} <= {r["id"] for r in rows}
         items = [t["item_id"] for r in rows for t in r["items"]]
         assert len(items) == len(set(items)), "a title in two rows"
+        for r in rows:  # continue watching shows started titles again: only the "watched" rule may not apply there
+            bad = {t["item_id"] for t in r["items"]} & forbidden(state, user)
+            reasons = why(state, user, bad)
+            if r["id"] == "continue_watching":
+                reasons = {item: reason for item, reason in reasons.items() if reason != "watched"}
+            assert not reasons, f"row {r['id']} shows titles the filters forbid: {reasons}"
         assert all(0 < len(r["items"]) <= state.settings.serving.row_size for r in rows)
         if any(r["id"] == "continue_watching" for r in rows):
             assert rows[0]["id"] == "continue_watching"
@@ -165,6 +178,7 @@ def test_a_failing_ranker_falls_back_to_candidate_scores_counted(api):
     finally:
         ranker.names_ = names
     assert body["fallback"] == "candidate_scores" and body["items"]
+    assert not {t["item_id"] for t in body["items"]} & forbidden(state, api["users"][0])
     metrics = client.get("/metrics").text
     assert 'streamrec_fallbacks_total{fallback="candidate_scores"}' in metrics
     assert 'streamrec_pipeline_events_total{name="ranker_failed"}' in metrics
@@ -178,6 +192,7 @@ def test_without_a_model_known_users_get_trending_and_readyz_says_why(world):
     body = client.get(f"/v1/users/{world['users'][0]}/recommendations").json()
     attributed(body, None)
     assert body["fallback"] == "trending" and body["items"]
+    assert not {t["item_id"] for t in body["items"]} & forbidden(state, world["users"][0])
     ready = client.get("/readyz").json()
     assert ready["status"] == "degraded" and "no-such-model" in ready["reasons"][0]
     assert 'streamrec_fallbacks_total{fallback="trending"}' in client.get("/metrics").text

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import timedelta
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from streamrec.errors import ChecksumError
@@ -125,16 +126,18 @@ def test_online_feature_rows_equal_the_offline_rows(served):
     assert len({e.item_id for e in entries if e.type in ("play", "progress", "complete")}) > 5
     history, started = pipeline._history(entries, at, Counter())
     cands = pipeline._candidates(history, started, at)
-    online = pipeline.features(user, cands, entries, at, Counter())
+    online = pipeline.features(user, cands, entries, at, Counter(), device="tv")
     with DuckDBEventStore(DuckDBEventStoreConfig(), served["tiny"]) as store:
+        request = pa.table({"ts": pa.array([at], pa.timestamp("us")), "device": ["tv"]})
         offline, names = feature_rows(store.con, cands, np.array([user], dtype=object), pipeline.item_ids, at,
-                                      events_relation(store.con), pipeline.bundle.definitions)
+                                      events_relation(store.con), pipeline.bundle.definitions, request)
         recent = recent_titles(store.con, events_relation(store.con), [user], at)
     similarity = recent_similarity(pipeline.bundle.models["als"].item_factors_, pipeline.index, {0: recent[user]},
                                    cands.row, cands.col)
     offline, names = np.column_stack([offline, similarity]), [*names, SIMILARITY]
     shared = [n for n in names if not n.endswith(("_score", "_rank"))]
     assert SIMILARITY in pipeline.names and np.isfinite(similarity).any()
+    assert {"context_hour", "context_weekday", "context_device"} <= set(shared)
     for n in shared:
         np.testing.assert_allclose(online[:, pipeline.names.index(n)], offline[:, names.index(n)], rtol=1e-5,
                                    equal_nan=True, err_msg=n)

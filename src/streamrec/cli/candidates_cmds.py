@@ -106,7 +106,8 @@ def print_pipeline(result) -> None:
     report = result.report
     best, value = report.best_single
     rows = [(f"{name}" + ("" if name.startswith("ranked") else " alone"),
-             f"NDCG@10 {v:.4f}" + (f", genre diversity {report.diversity[name]:.3f}" if name in report.diversity else ""))
+             f"NDCG@10 {v:.4f}" + (f", genre diversity {report.diversity[name]:.3f}" if name in report.diversity else "")
+             + f", coverage {report.coverage.get(name, 0):.3f}, novelty {report.novelty.get(name, 0):.2f}")
             for name, v in report.ndcg.items()]
     rows += [("ranked pipeline vs best single source", f"{report.ndcg['ranked pipeline'] / value - 1:+.1%} vs {best}"),
              ("candidate recall (all sources)", f"{report.recall['all']:.3f}"),

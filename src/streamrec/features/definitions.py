@@ -49,11 +49,12 @@ class Feature(BaseModel, frozen=True, extra="forbid"):
 class Attribute(BaseModel, frozen=True, extra="forbid"):
     """A fact about an entity at the time, not an aggregate of events: a catalog column of the `users` / `titles`
     table (alias `c`), possibly relative to the spine row's time `s.ts` (tenure, age of a title), or, for the
-    "context" entity, a function of the time alone (hour, weekday)."""
+    "context" entity, a function of the request alone: its time `s.ts` and device `s.device` (hour, weekday,
+    device)."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
     entity: Literal["user", "title", "context"]
-    sql: str = Field(description="SQL expression over c.<catalog column> and s.ts")
+    sql: str = Field(description="SQL expression over c.<catalog column> and s.ts (context: s.ts, s.device)")
     dtype: Literal["DOUBLE", "BIGINT", "BOOLEAN", "VARCHAR"] = "DOUBLE"
     description: str = ""
 
@@ -143,6 +144,8 @@ BUILTIN: tuple[Definition, ...] = (
     Attribute(name="context_hour", entity="context", sql="hour(s.ts)", dtype="BIGINT", description="hour of day, UTC"),
     Attribute(name="context_weekday", entity="context", sql="isodow(s.ts)", dtype="BIGINT",
               description="day of the week, 1 = Monday"),
+    Attribute(name="context_device", entity="context", sql="s.device", dtype="VARCHAR",
+              description="the device the request comes from (tv, mobile, web, tablet ...)"),
 )
 
 

@@ -30,8 +30,13 @@ class MaterializeReport:
 
 def feature_columns(table: pa.Table) -> tuple[list[str], np.ndarray]:
     """The feature columns of an entity_features table (after its key) as float32, categories as stable codes."""
+    return feature_matrix(table.drop_columns(table.column_names[:1]))
+
+
+def feature_matrix(table: pa.Table) -> tuple[list[str], np.ndarray]:
+    """Every column of `table` as float32 features (rows × columns), categories (strings) as stable codes."""
     names, columns = [], []
-    for name in table.column_names[1:]:
+    for name in table.column_names:
         column = table.column(name)
         if pa.types.is_string(column.type):
             values = category_codes(column.to_pylist())

@@ -49,7 +49,7 @@ def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: lis
         con: a DuckDB connection where `events` (user_id, item_id, type, ts, watched_s, fraction, rating) is visible,
             and the catalog tables `users` / `titles` when attributes of theirs are asked for (absent: NULL).
         spine: rows with `ts` (UTC timestamp) and the key column of each entity asked for: `user_id` for user
-            features, `item_id` for title features.
+            features, `item_id` for title features; context features may also read a `device` column.
         features: the definitions to compute (see `streamrec.features.definitions`).
         events: the events relation's name.
     Returns:
@@ -63,6 +63,11 @@ def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: lis
     missing = sorted(need - set(spine.column_names))
     if missing:
         raise DataError("feature spine", f"missing columns {missing} (has {spine.column_names})")
+    # context attributes read the request's device beside its time; a spine without one has no device (NULL)
+    no_device = any(f.entity == "context" for f in features) and "device" not in spine.column_names
+    shown = spine.column_names
+    if no_device:
+        spine = spine.append_column("device", pa.nulls(spine.num_rows, pa.string()))
     name = f"spine_{uuid.uuid4().hex[:12]}"
     con.register(name, spine.append_column("__row", pa.array(range(spine.num_rows), pa.int64())))
     try:
@@ -78,10 +83,10 @@ def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: lis
             attributes = [f for f in features if f.entity == entity and isinstance(f, Attribute)]
             if attributes and has_table(con, CATALOG[entity]):
                 joins.append(f"LEFT JOIN {CATALOG[entity]} c_{entity} ON c_{entity}.{KEY[entity]} = s.{KEY[entity]}")
-                columns.update({f.name: f"{_attribute_sql(f, f'c_{entity}')}" for f in attributes})
+                columns.update({f.name: f"{attribute_sql(f, f'c_{entity}')}" for f in attributes})
             else:  # no catalog loaded (e.g. a bare events file): the attribute is unknown
                 columns.update({f.name: f"CAST(NULL AS {f.dtype})" for f in attributes})
-        columns.update({f.name: _attribute_sql(f, "c") for f in features if f.entity == "context"})
+        columns.update({f.name: attribute_sql(f, "c") for f in features if f.entity == "context"})
         for i, f in enumerate(f for f in features if isinstance(f, GenreMatch)):
             if has_table(con, "titles"):
                 joins.append(f"LEFT JOIN ({_genre_match_query(name, f, events)}) gm{i} ON gm{i}.__row = s.__row")
@@ -90,7 +95,7 @@ def point_in_time(con: duckdb.DuckDBPyConnection, spine: pa.Table, features: lis
                 columns[f.name] = "CAST(NULL AS DOUBLE)"
         selects = [f'CAST({columns[f.name]} AS {f.dtype}) AS "{f.name}"' if isinstance(f, Attribute)
                    else f'{columns[f.name]} AS "{f.name}"' for f in features]
-        cols = ", ".join(f's."{c}"' for c in spine.column_names)
+        cols = ", ".join(f's."{c}"' for c in shown)
         query = (f"SELECT {', '.join([cols, *selects])} FROM {name} s "
                  f"{' '.join(joins)} ORDER BY s.__row")
         return con.sql(query).to_arrow_table()
@@ -117,7 +122,7 @@ def _genre_match_query(spine: str, feature: GenreMatch, events: str) -> str:
     )
 
 
-def _attribute_sql(attribute: Attribute, alias: str) -> str:
+def attribute_sql(attribute: Attribute, alias: str) -> str:
     """The attribute's expression with its catalog alias `c.` renamed to this query's."""
     return re.sub(r"\bc\.", f"{alias}.", attribute.sql)
 

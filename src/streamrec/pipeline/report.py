@@ -19,8 +19,9 @@ def write_pipeline_report(report: PipelineReport, path: Path | str, title: str =
             f"<p>Ranked pipeline NDCG@10 <b>{ranked:.4f}</b>, {ranked / best_value - 1:+.1%} over the best single "
             f"source ({escape(best)}, {best_value:.4f}), on the temporal test period.</p>",
             "<h2>Stage by stage</h2>",
-            _table(["stage", "NDCG@10", "genre diversity@10"],
-                   [(name, f"{v:.4f}", f"{report.diversity[name]:.3f}" if name in report.diversity else "–")
+            _table(["stage", "NDCG@10", "genre diversity@10", "catalog coverage@10", "novelty@10"],
+                   [(name, f"{v:.4f}", f"{report.diversity[name]:.3f}" if name in report.diversity else "–",
+                     f"{report.coverage.get(name, float('nan')):.3f}", f"{report.novelty.get(name, float('nan')):.2f}")
                     for name, v in report.ndcg.items()]),
             img(_bars(report.ndcg, "NDCG@10 per stage")),
             "<h2>Candidate recall</h2><p>Share of the test positives inside each source's candidates and their "

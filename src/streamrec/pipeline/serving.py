@@ -21,7 +21,9 @@ from scipy import sparse
 
 from streamrec.data.catalog import MATURITY_LEVELS
 from streamrec.evaluation.metrics import genre_matrix
+from streamrec.features.context import ContextFeatures
 from streamrec.features.definitions import Feature, GenreMatch
+from streamrec.features.offline import category_codes
 from streamrec.logs import get_logger
 from streamrec.pipeline.bundle import PipelineBundle
 from streamrec.pipeline.candidates import (
@@ -105,6 +107,7 @@ class OnlinePipeline:
         self.profiles = self._profiles(catalog.users)
         self.model_sources = model_sources(bundle.models, bundle.config.vector_index)  # vector indexes built once
         self.factors = next((m for m in bundle.models.values() if isinstance(m, FactorModel)), None)
+        self.context = ContextFeatures(bundle.definitions)
         self.counters: Counter[str] = Counter()  # totals since start, for metrics
         self._lock = threading.Lock()
         self._layout()
@@ -141,8 +144,8 @@ class OnlinePipeline:
     # --- the request ---------------------------------------------------------------------------------------------
     def recommend(self, user_id: str, k: int = 10, at: datetime | None = None, region: str | None = None,
                   exclude: Iterable[str] = (), explain_items: bool = False,
-                  diversity: float | None = None) -> RankedList:
-        """The user's ranked list of k titles as of `at` (default: now, UTC)."""
+                  diversity: float | None = None, device: str | None = None) -> RankedList:
+        """The user's ranked list of k titles as of `at` (default: now, UTC), for a request from `device`."""
         at = at or datetime.now(UTC).replace(tzinfo=None)
         counts: Counter[str] = Counter()
         timings: dict[str, float] = {}
@@ -164,7 +167,7 @@ class OnlinePipeline:
         lap("filter")
         fallback = None
         if len(cands.row):
-            features = self.features(user_id, cands, entries, at, counts)
+            features = self.features(user_id, cands, entries, at, counts, device)
             lap("features")
             try:
                 scores = self.bundle.ranker.score(features)
@@ -258,7 +261,7 @@ class OnlinePipeline:
         return cands.subset(ok)
 
     def features(self, user_id: str, cands: CandidateSet, entries: Sequence[HistoryEntry], at: datetime,
-                 counts: Counter) -> np.ndarray:
+                 counts: Counter, device: str | None = None) -> np.ndarray:
         """The ranker's input rows for one user's candidates, columns in the ranker's order."""
         n = len(cands.row)
         out = np.empty((n, len(self.names)), dtype=np.float32)
@@ -283,6 +286,12 @@ class OnlinePipeline:
                     out[:, position[name]] = column[0] if broadcast else column
         for j, match in self.matches:
             out[:, j] = self._genre_match(match, entries, cands.col, at)
+        context = self.context.values(at, device) if any(f.name in position for f in self.context.features) else {}
+        for f in self.context.features:
+            if f.name in position:
+                value = context[f.name]
+                out[:, position[f.name]] = category_codes([value])[0] if f.dtype == "VARCHAR" else \
+                    (np.nan if value is None else float(value))
         if SIMILARITY in position and self.factors is not None:
             recent = {0: latest_distinct(entries, at)}
             out[:, position[SIMILARITY]] = recent_similarity(self.factors.item_factors_, self.index, recent,

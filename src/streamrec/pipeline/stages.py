@@ -20,7 +20,8 @@ from streamrec.evaluation.runner import EvalData, prepare
 from streamrec.evaluation.splits import Split, temporal_split
 from streamrec.features import BUILTIN, entity_features, point_in_time
 from streamrec.features.definitions import Definition, GenreMatch
-from streamrec.features.offline import category_codes, has_table
+from streamrec.features.materialize import feature_columns, feature_matrix
+from streamrec.features.offline import has_table
 from streamrec.pipeline.candidates import CandidateSet, candidate_recall
 from streamrec.pipeline.explain import Explanation, explain
 from streamrec.pipeline.filters import FilterPolicy, catalog_filter, filter_candidates, user_contexts
@@ -40,6 +41,8 @@ class PipelineReport:
 
     ndcg: dict[str, float] = field(default_factory=dict)
     diversity: dict[str, float] = field(default_factory=dict)  # intra-list genre diversity@10 per stage
+    coverage: dict[str, float] = field(default_factory=dict)  # share of the catalog in some top 10, per stage
+    novelty: dict[str, float] = field(default_factory=dict)  # mean self-information of the top 10, per stage
     recall: dict[str, float] = field(default_factory=dict)
     importance: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -74,27 +77,25 @@ def _cut_time(split: Split) -> datetime:
 
 def _features(con: duckdb.DuckDBPyConnection, cands: CandidateSet, data: EvalData, at: datetime,
               events: str, definitions: Sequence[Definition] = BUILTIN) -> tuple[np.ndarray, list[str]]:
-    return feature_rows(con, cands, data.user_ids, data.train.item_ids, at, events, definitions)
+    requests = request_contexts(con, events, data.user_ids, at) if any(f.entity == "context" for f in definitions) \
+        else None
+    return feature_rows(con, cands, data.user_ids, data.train.item_ids, at, events, definitions, requests)
 
 
 def feature_rows(con: duckdb.DuckDBPyConnection, cands: CandidateSet, user_ids: np.ndarray, item_ids: np.ndarray,
-                 at: datetime, events: str = "events",
-                 definitions: Sequence[Definition] = BUILTIN) -> tuple[np.ndarray, list[str]]:
+                 at: datetime, events: str = "events", definitions: Sequence[Definition] = BUILTIN,
+                 requests: pa.Table | None = None) -> tuple[np.ndarray, list[str]]:
     """One row per candidate (row r: user_ids[r]; col c: item_ids[c]), offline as of `at`: every source's score and
-    rank, then the user's and the title's features and the genre matches among `definitions`."""
+    rank, then the user's and the title's features, the genre matches, and the context of each user's request
+    among `definitions`. `requests` holds each user row's request (`ts`, `device`); default: at `at`, no device."""
     cols = [cands.score[s] for s in range(len(cands.sources))]
     cols += [np.where(cands.rank[s] >= 0, cands.rank[s], np.nan) for s in range(len(cands.sources))]
     names = [f"{s}_score" for s in cands.sources] + [f"{s}_rank" for s in cands.sources]
     for entity, keys, index in (("user", user_ids, cands.row), ("title", item_ids, cands.col)):
         table = entity_features(con, entity, [str(k) for k in keys], at, definitions, events)
-        for name in table.column_names[1:]:
-            column = table.column(name)
-            if pa.types.is_string(column.type):  # categorical (region): stable codes, LightGBM splits on them
-                values = category_codes(column.to_pylist())
-            else:
-                values = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-            cols.append(values[index])
-            names.append(name)
+        entity_names, matrix = feature_columns(table)
+        cols += list(matrix[index].T)
+        names += entity_names
     matches = [f for f in definitions if isinstance(f, GenreMatch)]
     spine = pa.table({"user_id": pa.array(np.asarray(user_ids)[cands.row].astype(str)),
                       "item_id": pa.array(np.asarray(item_ids)[cands.col].astype(str)),
@@ -103,7 +104,33 @@ def feature_rows(con: duckdb.DuckDBPyConnection, cands: CandidateSet, user_ids: 
     for f in matches:
         cols.append(np.asarray(pairs.column(f.name).cast(pa.float64()).to_numpy(zero_copy_only=False)))
         names.append(f.name)
+    context = [f for f in definitions if f.entity == "context"]
+    if context:
+        if requests is None:
+            requests = pa.table({"ts": pa.array([at] * len(user_ids), pa.timestamp("us")),
+                                 "device": pa.nulls(len(user_ids), pa.string())})
+        table = point_in_time(con, requests, context, events).select([f.name for f in context])
+        context_names, matrix = feature_matrix(table)
+        cols += list(matrix[cands.row].T)
+        names += context_names
     return np.column_stack(cols).astype(np.float32), names
+
+
+def request_contexts(con: duckdb.DuckDBPyConnection, events: str, user_ids: Sequence[str], at: datetime) -> pa.Table:
+    """Each user's request as of a cut: the time and device of their first event at or after `at` (what a request
+    at that moment carries), or `at` and no device for a user with none. The ranker learns context from these."""
+    columns = {d[0] for d in con.execute(f"SELECT * FROM {events} LIMIT 0").description}
+    device = "arg_min(e.device, e.ts)" if "device" in columns else "CAST(NULL AS VARCHAR)"  # events without devices
+    con.register("__request_users", pa.table({"user_id": pa.array([str(u) for u in user_ids], pa.string())}))
+    try:
+        first = dict(((u, (t, d)) for u, t, d in con.execute(
+            f"SELECT e.user_id, min(e.ts), {device} FROM {events} e JOIN __request_users r "
+            "ON r.user_id = e.user_id WHERE e.ts >= ? GROUP BY 1", [at]).fetchall()))
+    finally:
+        con.unregister("__request_users")
+    times = [first.get(str(u), (at, None))[0] for u in user_ids]
+    devices = [first.get(str(u), (at, None))[1] for u in user_ids]
+    return pa.table({"ts": pa.array(times, pa.timestamp("us")), "device": pa.array(devices, pa.string())})
 
 
 def _labels(cands: CandidateSet, data: EvalData, split: Split) -> np.ndarray:
@@ -272,8 +299,11 @@ def evaluate_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, split: Sp
             return mmr(scores[:pool], genres[cols[:pool]], K, diversity)
 
         stages["ranked + diversity"] = _top_k(ranked_scores, cands, n_users, rerank=rerank)
+    popularity = np.asarray((data.train.matrix > 0).sum(axis=0)).ravel()  # training users per title
     for name, recs in stages.items():
         report.ndcg[name] = float(M.ndcg_at_k(recs, data.relevant, K).mean())
+        report.coverage[name] = M.catalog_coverage(recs, data.train.n_items, K)
+        report.novelty[name] = float(M.novelty(recs, popularity, data.train.n_users, K).mean())
         if genres is not None:
             report.diversity[name] = float(M.intra_list_diversity(recs, genres, K).mean())
     report.recall = candidate_recall(cands, data.relevant)

@@ -33,7 +33,8 @@ class Answer:
 
 
 def one_list(world: ServingWorld, model: ServedModel | None, user_id: str, k: int, region: str | None,
-             exclude: Sequence[str] = (), explain: bool = False, at: datetime | None = None) -> Answer:
+             exclude: Sequence[str] = (), explain: bool = False, at: datetime | None = None,
+             device: str | None = None) -> Answer:
     at = at or world.clock()
     if not world.is_known(user_id):
         items = world.popular(world.context(user_id, region, exclude), at, k)
@@ -41,7 +42,7 @@ def one_list(world: ServingWorld, model: ServedModel | None, user_id: str, k: in
     if model is not None:
         try:
             result = model.recommend(user_id, k=k, at=at, region=world.region_of(user_id, region), exclude=exclude,
-                                     explain_items=explain)
+                                     explain_items=explain, device=device)
         except Exception as exc:  # a model that fails on a request: trending, never a failed request
             log.error("model.request_failed", version=model.version, error=type(exc).__name__, detail=str(exc)[:200])
         else:
@@ -94,7 +95,7 @@ class HomeRow:
 
 
 def home(world: ServingWorld, model: ServedModel | None, user_id: str, n: int, region: str | None,
-         at: datetime | None = None) -> tuple[list[HomeRow], str | None, dict[str, int]]:
+         at: datetime | None = None, device: str | None = None) -> tuple[list[HomeRow], str | None, dict[str, int]]:
     """The homepage rows of a user, ordered for them, no title in two rows; and the fallback that answered."""
     at = at or world.clock()
     used: set[str] = set()
@@ -119,7 +120,7 @@ def home(world: ServingWorld, model: ServedModel | None, user_id: str, n: int, r
     add("continue_watching", "Continue Watching", started, [None] * len(started),
         ["continue_watching"] * len(started), 10.0)
     engaged = len({e.item_id for e in history if e.type in ENGAGED})
-    answer = one_list(world, model, user_id, 2 * n, region, exclude=sorted(used), at=at)
+    answer = one_list(world, model, user_id, 2 * n, region, exclude=sorted(used), at=at, device=device)
     picks_weight = 3.0 if engaged >= 3 else 0.5  # few plays: trending says more than personal picks
     add("top_picks", "Top Picks for You", answer.items, answer.scores, answer.sources, picks_weight)
     anchor = _anchor(history, model)

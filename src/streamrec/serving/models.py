@@ -44,7 +44,8 @@ class SingleModelServer:
 
     def recommend(self, user_id: str, k: int = 10, at: datetime | None = None, region: str | None = None,
                   exclude: Iterable[str] = (), explain_items: bool = False,
-                  diversity: float | None = None) -> RankedList:
+                  diversity: float | None = None, device: str | None = None) -> RankedList:
+        """`device` is accepted for the same signature as the pipeline; a single model does not use context."""
         at = at or datetime.now(UTC).replace(tzinfo=None)
         row = self.history_row(user_id, at)
         scores = np.asarray(self.model.score(row, np.full(1, -1, np.int64)), dtype=np.float64).reshape(-1)

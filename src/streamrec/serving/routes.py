@@ -73,7 +73,7 @@ def install(app: FastAPI, state: ServingState) -> None:
     ) -> Recommendations:
         """One ranked list for a user (unknown users get cold-start titles by region and popularity)."""
         model = state.holder.current
-        answer = answers.one_list(world, model, user_id, k, region, exclude, explain)
+        answer = answers.one_list(world, model, user_id, k, region, exclude, explain, device=device)
         metrics.fallback(answer.fallback)
         metrics.counts(answer.counts)
         return Recommendations(**_attributed(model), user_id=user_id, region=world.region_of(user_id, region),
@@ -84,7 +84,7 @@ def install(app: FastAPI, state: ServingState) -> None:
                  device: Annotated[str | None, Query(min_length=1, max_length=32, pattern=ID)] = None) -> HomePage:
         """A whole homepage: rows in an order chosen for the user, no title in two rows."""
         model = state.holder.current
-        rows, fallback, counts = answers.home(world, model, user_id, cfg.row_size, region)
+        rows, fallback, counts = answers.home(world, model, user_id, cfg.row_size, region, device=device)
         metrics.fallback(fallback)
         metrics.counts(counts)
         return HomePage(**_attributed(model), user_id=user_id, region=world.region_of(user_id, region),
