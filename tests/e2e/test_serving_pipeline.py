@@ -12,10 +12,11 @@ import pytest
 
 from streamrec.errors import ChecksumError
 from streamrec.features import events_relation
+from streamrec.features.context import context_time
 from streamrec.features.materialize import materialize
 from streamrec.pipeline.bundle import PipelineBundle, fit_bundle, is_bundle
 from streamrec.pipeline.serving import OnlinePipeline, ServingCatalog
-from streamrec.pipeline.similarity import NAME as SIMILARITY, recent_similarity, recent_titles
+from streamrec.pipeline.similarity import NAME as SIMILARITY, recent_similarity, recent_titles, unit_vectors
 from streamrec.pipeline.stages import feature_rows
 from streamrec.settings import DuckDBEventStoreConfig, FilterPolicy, PipelineConfig, RankerConfig
 from streamrec.storage.events.duckdb import DuckDBEventStore
@@ -128,12 +129,12 @@ def test_online_feature_rows_equal_the_offline_rows(served):
     cands = pipeline._candidates(history, started, at)
     online = pipeline.features(user, cands, entries, at, Counter(), device="tv")
     with DuckDBEventStore(DuckDBEventStoreConfig(), served["tiny"]) as store:
-        request = pa.table({"ts": pa.array([at], pa.timestamp("us")), "device": ["tv"]})
+        request = pa.table({"ts": pa.array([context_time(at)], pa.timestamp("us")), "device": ["tv"]})
         offline, names = feature_rows(store.con, cands, np.array([user], dtype=object), pipeline.item_ids, at,
                                       events_relation(store.con), pipeline.bundle.definitions, request)
         recent = recent_titles(store.con, events_relation(store.con), [user], at)
-    similarity = recent_similarity(pipeline.bundle.models["als"].item_factors_, pipeline.index, {0: recent[user]},
-                                   cands.row, cands.col)
+    similarity = recent_similarity(unit_vectors(pipeline.bundle.models["als"].item_factors_), pipeline.index,
+                                   {0: recent[user]}, cands.row, cands.col)
     offline, names = np.column_stack([offline, similarity]), [*names, SIMILARITY]
     shared = [n for n in names if not n.endswith(("_score", "_rank"))]
     assert SIMILARITY in pipeline.names and np.isfinite(similarity).any()

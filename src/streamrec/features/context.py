@@ -1,5 +1,8 @@
 """Context features online: the request's time and device through the same SQL the offline computation runs
-(the declared context attributes), in a small in-memory DuckDB, so the two cannot drift apart."""
+(the declared context attributes), in a small in-memory DuckDB, so the two cannot drift apart.
+
+Context sees the request time to the minute (`context_time`), offline and online alike: then one query per minute
+and device answers every request (a query per request cost more than the rest of the feature rows together)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import duckdb
 from streamrec.features.definitions import Attribute, Definition
 from streamrec.features.offline import attribute_sql
 
+CACHE = 4096  # distinct (minute, device) pairs kept
+
 
 class ContextFeatures:
     """`values(at, device)` → {name: value} for the context attributes among `definitions` (thread-safe)."""
@@ -23,10 +28,23 @@ class ContextFeatures:
         selects = ", ".join(f'CAST({attribute_sql(f, "c")} AS {f.dtype}) AS "{f.name}"' for f in self.features)
         self._sql = f"SELECT {selects} FROM (SELECT CAST(? AS TIMESTAMP) AS ts, CAST(? AS VARCHAR) AS device) s"
         self._lock = threading.Lock()
+        self._cache: dict[tuple[datetime, str | None], dict[str, object]] = {}
 
     def values(self, at: datetime, device: str | None = None) -> dict[str, object]:
         if not self.features:
             return {}
+        key = (context_time(at), device)
         with self._lock:
-            row = self._con.execute(self._sql, [at, device]).fetchone()
-        return dict(zip((f.name for f in self.features), row))
+            cached = self._cache.get(key)
+            if cached is None:
+                row = self._con.execute(self._sql, list(key)).fetchone()
+                cached = dict(zip((f.name for f in self.features), row))
+                if len(self._cache) >= CACHE:
+                    self._cache.clear()
+                self._cache[key] = cached
+        return cached
+
+
+def context_time(at: datetime) -> datetime:
+    """The request time as context features see it: to the minute."""
+    return at.replace(second=0, microsecond=0)

@@ -36,7 +36,7 @@ from streamrec.pipeline.explain import Explanation, explain
 from streamrec.pipeline.filters import REASONS, CatalogFilter, UserContext
 from streamrec.models._factors import FactorModel
 from streamrec.pipeline.rerank import mmr
-from streamrec.pipeline.similarity import NAME as SIMILARITY, latest_distinct, recent_similarity
+from streamrec.pipeline.similarity import NAME as SIMILARITY, latest_distinct, recent_similarity, unit_vectors
 from streamrec.pipeline.sources import CONTINUE_FINISHED, NEW_RELEASE_DAYS, model_sources
 from streamrec.settings import PreprocessConfig
 from streamrec.storage.online.base import HistoryEntry, OnlineStore
@@ -107,6 +107,7 @@ class OnlinePipeline:
         self.profiles = self._profiles(catalog.users)
         self.model_sources = model_sources(bundle.models, bundle.config.vector_index)  # vector indexes built once
         self.factors = next((m for m in bundle.models.values() if isinstance(m, FactorModel)), None)
+        self.unit_factors = unit_vectors(self.factors.item_factors_) if self.factors is not None else None
         self.context = ContextFeatures(bundle.definitions)
         self.counters: Counter[str] = Counter()  # totals since start, for metrics
         self._lock = threading.Lock()
@@ -294,7 +295,7 @@ class OnlinePipeline:
                     (np.nan if value is None else float(value))
         if SIMILARITY in position and self.factors is not None:
             recent = {0: latest_distinct(entries, at)}
-            out[:, position[SIMILARITY]] = recent_similarity(self.factors.item_factors_, self.index, recent,
+            out[:, position[SIMILARITY]] = recent_similarity(self.unit_factors, self.index, recent,
                                                              np.zeros(n, np.int64), cands.col)
         return out
 

@@ -45,12 +45,16 @@ def latest_distinct(entries: Sequence, at: datetime, n: int = RECENT) -> list[st
     return [item for item, _ in sorted(last.items(), key=lambda kv: (-kv[1].timestamp(), kv[0]))][:n]
 
 
-def recent_similarity(item_factors: np.ndarray, index: Mapping[str, int], recent: Mapping[int, Sequence[str]],
-                      rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Per (row, col) candidate: the max cosine between col's factors and those of row's recent titles (NaN when
-    the row has none the model knows)."""
+def unit_vectors(item_factors: np.ndarray) -> np.ndarray:
+    """The item factors scaled to length 1 (computed once per model: a request must not redo it)."""
     norms = np.linalg.norm(item_factors, axis=1, keepdims=True)
-    unit = item_factors / np.maximum(norms, 1e-12)
+    return (item_factors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def recent_similarity(unit: np.ndarray, index: Mapping[str, int], recent: Mapping[int, Sequence[str]],
+                      rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Per (row, col) candidate: the max cosine between col's unit vector (`unit_vectors`) and those of row's
+    recent titles (NaN when the row has none the model knows)."""
     out = np.full(len(rows), np.nan, dtype=np.float32)
     order = np.argsort(rows, kind="stable")
     sorted_rows = rows[order]

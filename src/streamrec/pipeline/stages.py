@@ -20,6 +20,7 @@ from streamrec.evaluation.runner import EvalData, prepare
 from streamrec.evaluation.splits import Split, temporal_split
 from streamrec.features import BUILTIN, entity_features, point_in_time
 from streamrec.features.definitions import Definition, GenreMatch
+from streamrec.features.context import context_time
 from streamrec.features.materialize import feature_columns, feature_matrix
 from streamrec.features.offline import has_table
 from streamrec.pipeline.candidates import CandidateSet, candidate_recall
@@ -28,7 +29,7 @@ from streamrec.pipeline.filters import FilterPolicy, catalog_filter, filter_cand
 from streamrec.pipeline.ranker import Ranker, RankerConfig
 from streamrec.models._factors import FactorModel
 from streamrec.pipeline.rerank import mmr
-from streamrec.pipeline.similarity import NAME as SIMILARITY, recent_similarity, recent_titles
+from streamrec.pipeline.similarity import NAME as SIMILARITY, recent_similarity, recent_titles, unit_vectors
 from streamrec.pipeline.sources import gather_candidates
 from streamrec.settings import SplitConfig
 
@@ -87,7 +88,8 @@ def feature_rows(con: duckdb.DuckDBPyConnection, cands: CandidateSet, user_ids: 
                  requests: pa.Table | None = None) -> tuple[np.ndarray, list[str]]:
     """One row per candidate (row r: user_ids[r]; col c: item_ids[c]), offline as of `at`: every source's score and
     rank, then the user's and the title's features, the genre matches, and the context of each user's request
-    among `definitions`. `requests` holds each user row's request (`ts`, `device`); default: at `at`, no device."""
+    among `definitions`. `requests` holds each user row's request (`ts` to the minute, `device`); default: at `at`,
+    no device."""
     cols = [cands.score[s] for s in range(len(cands.sources))]
     cols += [np.where(cands.rank[s] >= 0, cands.rank[s], np.nan) for s in range(len(cands.sources))]
     names = [f"{s}_score" for s in cands.sources] + [f"{s}_rank" for s in cands.sources]
@@ -107,7 +109,7 @@ def feature_rows(con: duckdb.DuckDBPyConnection, cands: CandidateSet, user_ids: 
     context = [f for f in definitions if f.entity == "context"]
     if context:
         if requests is None:
-            requests = pa.table({"ts": pa.array([at] * len(user_ids), pa.timestamp("us")),
+            requests = pa.table({"ts": pa.array([context_time(at)] * len(user_ids), pa.timestamp("us")),
                                  "device": pa.nulls(len(user_ids), pa.string())})
         table = point_in_time(con, requests, context, events).select([f.name for f in context])
         context_names, matrix = feature_matrix(table)
@@ -128,7 +130,7 @@ def request_contexts(con: duckdb.DuckDBPyConnection, events: str, user_ids: Sequ
             "ON r.user_id = e.user_id WHERE e.ts >= ? GROUP BY 1", [at]).fetchall()))
     finally:
         con.unregister("__request_users")
-    times = [first.get(str(u), (at, None))[0] for u in user_ids]
+    times = [context_time(first.get(str(u), (at, None))[0]) for u in user_ids]
     devices = [first.get(str(u), (at, None))[1] for u in user_ids]
     return pa.table({"ts": pa.array(times, pa.timestamp("us")), "device": pa.array(devices, pa.string())})
 
@@ -184,7 +186,8 @@ def _stage(con, split: Split, events: str, quotas: dict[str, int] | None, impres
     if factors is not None:  # similarity to recent watches, in the factor model's item space
         recent = recent_titles(con, events, [str(u) for u in data.user_ids], at)
         by_row = {r: recent[str(u)] for r, u in enumerate(data.user_ids) if str(u) in recent}
-        column = recent_similarity(factors.item_factors_, data.train.item_index, by_row, cands.row, cands.col)
+        column = recent_similarity(unit_vectors(factors.item_factors_), data.train.item_index, by_row, cands.row,
+                                   cands.col)
         features, names = np.column_stack([features, column]), [*names, SIMILARITY]
     return data, cands, features, names, sources, removed
 
