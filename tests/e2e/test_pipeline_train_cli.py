@@ -46,3 +46,12 @@ def test_rank_refuses_a_single_model_clearly(tiny_world_store, tmp_path):
     result = runner.invoke(app, ["--data-dir", str(tmp_path), "rank", "u1"])
     assert isinstance(result.exception, ConfigError)
     assert "single model, not a ranked pipeline" in str(result.exception)
+
+
+def test_impression_negatives_join_the_rankers_training_when_asked(tiny_world_store, tmp_path):
+    shutil.copy(tiny_world_store, tmp_path / "events.duckdb")
+    settings = load_settings(data_dir=tmp_path, pipeline={"ranker": {"n_estimators": 20}, "impression_negatives": True})
+    with DuckDBEventStore(DuckDBEventStoreConfig(), tmp_path / "events.duckdb") as store:
+        table = store.con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
+        out = train_pipeline(store.con, table, settings, events_relation(store.con), register=False)
+    assert out.report.counts["ranker_impression_negatives"] > 0 and out.version is None

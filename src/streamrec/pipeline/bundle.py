@@ -108,7 +108,7 @@ def fit_bundle(con: duckdb.DuckDBPyConnection, table: pa.Table, events: str = "e
         raise ConfigError(f"pipeline.quotas: unknown sources {unknown}")
     period = temporal_split(table, quantile=(split or SplitConfig()).quantile)
     ranker, counts = train_ranker(con, period, events, config.quotas, config.ranker, config.filters, definitions,
-                                  vector_index=config.vector_index)
+                                  impressions=config.impression_negatives, vector_index=config.vector_index)
     models = {name: model for name, model in fit_model_sources(Interactions.from_table(table)).items()
               if name in config.quotas}
     return PipelineBundle(config, models, ranker, list(definitions), counts)

@@ -41,7 +41,8 @@ def train_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, settings: Se
     config = settings.pipeline
     report = evaluate_pipeline(con, table, settings.train.split, quotas=config.quotas, ranker=config.ranker,
                                diversity=config.diversity if diversity is None else diversity, events=events,
-                               policy=config.filters, definitions=definitions, vector_index=config.vector_index)
+                               policy=config.filters, definitions=definitions, vector_index=config.vector_index,
+                               impressions=config.impression_negatives)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     html = write_pipeline_report(report, settings.data_dir / "reports" / "pipeline.html")
     out = PipelineTrainResult(report, html)
