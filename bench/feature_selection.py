@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,18 +25,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from streamrec.data.synthetic import WorldConfig, generate_world  # noqa: E402
 from streamrec.evaluation import metrics as M  # noqa: E402
 from streamrec.evaluation.runner import prepare  # noqa: E402
 from streamrec.evaluation.splits import temporal_split  # noqa: E402
-from streamrec.events.runner import ingest_paths  # noqa: E402
 from streamrec.features import BUILTIN, events_relation  # noqa: E402
 from streamrec.features.selection import SelectionConfig, select_features  # noqa: E402
 from streamrec.logs import configure_logging  # noqa: E402
 from streamrec.pipeline.stages import evaluate_pipeline  # noqa: E402
-from streamrec.preprocess.pipeline import run_preprocess  # noqa: E402
-from streamrec.settings import DuckDBEventStoreConfig, IngestConfig, PreprocessConfig  # noqa: E402
-from streamrec.storage.events.duckdb import DuckDBEventStore  # noqa: E402
+from worlds import world_store  # noqa: E402  (bench/ is the script's folder)
 
 RESULT = Path(__file__).resolve().parent / "results" / "feature_selection.json"
 STAGES = ("ranked pipeline", "ranked + diversity")
@@ -64,19 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("info")
     began = time.perf_counter()
     config = SelectionConfig(max_tries=args.max_tries, max_selected=args.max_selected)
-    with tempfile.TemporaryDirectory() as tmp:
-        world = Path(tmp) / "world"
-        info = generate_world(WorldConfig.preset(args.size, seed=args.seed), world, overwrite=True)
-        with DuckDBEventStore(DuckDBEventStoreConfig(), Path(tmp) / "events.duckdb") as store:
-            ingest_paths(store, [world], IngestConfig())
-            run_preprocess(store.con, PreprocessConfig())
-            table = store.con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
-            events = events_relation(store.con)
-            selection = select_features(store.con, table, events=events, config=config)
-            print(json.dumps({k: v for k, v in selection.summary().items() if k != "candidates"}, indent=2))
-            base = evaluate_pipeline(store.con, table, events=events)
-            chosen = evaluate_pipeline(store.con, table, events=events, definitions=(*BUILTIN, *selection.selected)) \
-                if selection.selected else base  # nothing kept: the same ranker
+    with world_store(args.size, args.seed) as (info, store, table):
+        events = events_relation(store.con)
+        selection = select_features(store.con, table, events=events, config=config)
+        print(json.dumps({k: v for k, v in selection.summary().items() if k != "candidates"}, indent=2))
+        base = evaluate_pipeline(store.con, table, events=events)
+        chosen = evaluate_pipeline(store.con, table, events=events, definitions=(*BUILTIN, *selection.selected)) \
+            if selection.selected else base  # nothing kept: the same ranker
     result = {
         "command": "python bench/feature_selection.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},

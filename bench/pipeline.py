@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import timedelta
@@ -29,8 +28,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from streamrec.data.synthetic import WorldConfig, generate_world  # noqa: E402
-from streamrec.events.runner import ingest_paths  # noqa: E402
 from streamrec.features import events_relation  # noqa: E402
 from streamrec.logs import configure_logging  # noqa: E402
 from streamrec.features.materialize import materialize  # noqa: E402
@@ -39,10 +36,7 @@ from streamrec.pipeline.serving import OnlinePipeline, ServingCatalog  # noqa: E
 from streamrec.pipeline.stages import evaluate_pipeline  # noqa: E402
 from streamrec.settings import PipelineConfig  # noqa: E402
 from streamrec.storage.online import MemoryOnlineStore  # noqa: E402
-from streamrec.preprocess.pipeline import run_preprocess  # noqa: E402
-from streamrec.settings import IngestConfig, PreprocessConfig  # noqa: E402
-from streamrec.settings import DuckDBEventStoreConfig  # noqa: E402
-from streamrec.storage.events.duckdb import DuckDBEventStore  # noqa: E402
+from worlds import world_store  # noqa: E402  (bench/ is the script's folder)
 
 RESULT = Path(__file__).resolve().parent / "results" / "pipeline.json"
 
@@ -105,18 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("warning")
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        world = Path(tmp) / "world"
-        info = generate_world(WorldConfig.preset(args.size, seed=args.seed), world, overwrite=True)
-        with DuckDBEventStore(DuckDBEventStoreConfig(), Path(tmp) / "events.duckdb") as store:
-            ingest_paths(store, [world], IngestConfig())
-            run_preprocess(store.con, PreprocessConfig())
-            table = store.con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
-            index = {"type": args.vector_index} if args.vector_index == "exact" else \
-                {"type": "faiss", "structure": "hnsw", "metric": "l2_reduction", "ef_search": 512}
-            report = evaluate_pipeline(store.con, table, events=events_relation(store.con), vector_index=index,
-                                       impressions=args.impressions)
-            lat = request_latency(store.con, table, events_relation(store.con), args.latency_users, vector_index=index)
+    with world_store(args.size, args.seed) as (info, store, table):
+        index = {"type": args.vector_index} if args.vector_index == "exact" else \
+            {"type": "faiss", "structure": "hnsw", "metric": "l2_reduction", "ef_search": 512}
+        report = evaluate_pipeline(store.con, table, events=events_relation(store.con), vector_index=index,
+                                   impressions=args.impressions)
+        lat = request_latency(store.con, table, events_relation(store.con), args.latency_users, vector_index=index)
     best, best_value = report.best_single
     result = {
         "command": "python bench/pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv),
