@@ -51,27 +51,67 @@ def run_server(settings) -> None:
                        "STREAMREC_SERVING__MODEL": cfg.model, "STREAMREC_SERVING__CLOCK": cfg.clock})
     print_urls(base, "u000001", None, None)
     serve_workers(uvicorn.Config("streamrec.serving.app:app_from_environment", factory=True, host=cfg.host,
-                                 port=cfg.port, workers=cfg.workers, log_level="warning", access_log=False))
+                                 port=cfg.port, log_level="warning", access_log=False), cfg.workers)
 
 
-def serve_workers(config) -> None:
-    """uvicorn's several-worker run, with a listening socket that says it is TCP.
+def serve_workers(config, workers: int) -> None:
+    """`workers` uvicorn processes, each with its own listening socket on the same port (SO_REUSEPORT), restarted
+    when one dies; Ctrl-C (SIGINT to the process group) or SIGTERM stops them all.
 
-    uvicorn binds `socket.socket(family)`, whose proto is 0, and asyncio sets TCP_NODELAY only on connections of a
-    socket whose proto is IPPROTO_TCP: without it each response (headers and body are two writes) waited for the
-    client's delayed ACK, about 40 ms per request on a kept-alive connection. The same file descriptor reopened
-    without a proto is detected as TCP (and a spawned worker's copy keeps that)."""
-    from uvicorn.supervisors import Multiprocess
+    Why not uvicorn's own several-worker mode: its workers share one socket, and asyncio accepts every pending
+    connection in one go, so the kept-alive connections a client (a proxy, a load generator) opens together mostly
+    land in one worker while the other idles; with a socket each, the kernel spreads connections over the workers.
+    And its socket's proto is 0, so asyncio did not set TCP_NODELAY: each response (headers and body are two
+    writes) waited for the client's delayed ACK, ~40 ms per request on a kept-alive connection."""
+    import multiprocessing
+    import signal
+    import time
 
-    bound = config.bind_socket()
-    sock = socket.socket(fileno=bound.detach())
-    sock.set_inheritable(True)
+    _listener(config.host, config.port).close()  # the address is free (else: the error now, not in every worker)
+    spawn = multiprocessing.get_context("spawn")
+    stop = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.append(True))
+    procs = [(spawn.Process(target=_worker, args=(config,)), time.monotonic()) for _ in range(workers)]
+    for proc, _ in procs:
+        proc.start()
     try:
-        Multiprocess(config, sockets=[sock]).run()
-    except KeyboardInterrupt:
-        pass
+        while not stop:
+            time.sleep(0.5)
+            for i, (proc, started) in enumerate(procs):
+                if proc.is_alive() or stop:
+                    continue
+                if time.monotonic() - started < 10:
+                    console.print(f"a worker exited at start (code {proc.exitcode}): stopping")
+                    return
+                procs[i] = (spawn.Process(target=_worker, args=(config,)), time.monotonic())
+                procs[i][0].start()
     finally:
-        sock.close()
+        deadline = time.monotonic() + 5  # workers that got the same Ctrl-C are already finishing their requests
+        for proc, _ in procs:
+            proc.join(max(deadline - time.monotonic(), 0))
+        for proc, _ in procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: uvicorn finishes the requests in flight
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+
+
+def _listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound with SO_REUSEPORT (proto IPPROTO_TCP, so asyncio sets TCP_NODELAY on its connections)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _worker(config) -> None:
+    import uvicorn
+
+    uvicorn.Server(config).run(sockets=[_listener(config.host, config.port)])
 
 
 def print_urls(base: str, user: str, model, problem: str | None) -> None:
