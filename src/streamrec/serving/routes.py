@@ -1,5 +1,11 @@
 """The versioned endpoints. Handlers are thin: they read the current model once, call serving.answers, count
-fallbacks and shape the response; limits come from settings.serving."""
+fallbacks and shape the response; limits come from settings.serving.
+
+Lists, homepages and similar titles are `async def`: they compute on the event loop, one request at a time per
+worker process. Their work is CPU-bound (dictionary reads and numpy), so threads would only take turns on the GIL,
+and under load the hand-offs cost more than the work (a py-spy profile of 2 workers: over half of the busy samples
+were thread pool threads waiting to signal the loop or each other). Admin and registry calls, which wait on disk and
+the registry, stay in the thread pool."""
 
 from typing import Annotated
 
@@ -63,7 +69,7 @@ def install(app: FastAPI, state: ServingState) -> None:
     v1 = APIRouter(prefix="/v1", responses=ERRORS)
 
     @v1.get("/users/{user_id}/recommendations", response_model=Recommendations, tags=["recommendations"])
-    def recommendations(
+    async def recommendations(
         user_id: UserId,
         region: Region = None,
         k: Annotated[int, Query(ge=1, le=cfg.max_k, description="titles in the list")] = 10,
@@ -80,7 +86,7 @@ def install(app: FastAPI, state: ServingState) -> None:
                                fallback=answer.fallback, items=_titles(answer))
 
     @v1.get("/users/{user_id}/home", response_model=HomePage, tags=["recommendations"])
-    def homepage(user_id: UserId, region: Region = None,
+    async def homepage(user_id: UserId, region: Region = None,
                  device: Annotated[str | None, Query(min_length=1, max_length=32, pattern=ID)] = None) -> HomePage:
         """A whole homepage: rows in an order chosen for the user, no title in two rows."""
         model = state.holder.current
@@ -91,7 +97,7 @@ def install(app: FastAPI, state: ServingState) -> None:
                         fallback=fallback, rows=[Row(id=r.id, title=r.title, items=_titles(r)) for r in rows])
 
     @v1.get("/titles/{item_id}/similar", response_model=Similar, tags=["recommendations"])
-    def similar(item_id: Annotated[str, Path(min_length=1, max_length=128, pattern=ID)], region: Region = None,
+    async def similar(item_id: Annotated[str, Path(min_length=1, max_length=128, pattern=ID)], region: Region = None,
                 k: Annotated[int, Query(ge=1, le=cfg.max_k)] = 10) -> Similar:
         """Titles like one title, available in the region."""
         if item_id not in world.filter.index:
