@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -183,5 +183,12 @@ def _micros(column: pa.ChunkedArray | pa.Array, missing: int | None = None) -> n
                       dtype=np.int64)
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _micros_of(at: datetime) -> int:
-    return int(pa.scalar(at, pa.timestamp("us")).cast(pa.int64()).as_py())
+    """Microseconds since the epoch of a naive (UTC) or aware time, as pyarrow's timestamp("us") counts them
+    (plain datetime arithmetic: a pyarrow scalar and cast cost ~4% of a served request)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return (at - _EPOCH) // timedelta(microseconds=1)
