@@ -14,16 +14,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streamrec.events.ingest import _clean_columns
 from streamrec.events.rules import (
     RAW,
     always_reads,
     build_rules,
+    clean_values_sql,
     first_failing_sql,
     kept_raw_columns,
     reason_index_sql,
     typed_columns,
 )
 from streamrec.events.schema import COLUMN_BY_NAME
+from streamrec.events.staging import _dictionary_columns, stage_file
 from streamrec.settings import DuckDBEventStoreConfig, IngestConfig
 from streamrec.storage.events.duckdb import DuckDBEventStore
 from tests.helpers import write_csv
@@ -183,13 +186,7 @@ odd_rows = st.lists(st.dictionaries(st.sampled_from(sorted(FIELDS)), st.none(), 
     min_size=1, max_size=30)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=odd_rows, staging=st.sampled_from(sorted(STAGINGS)))
-def test_fast_path_never_passes_a_row_that_a_rule_fails(rows, staging):
-    """The guarded reason equals the plain first-failing-rule reason on every row (the fast path is sound)."""
-    staged_types = STAGINGS[staging]
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+def source_table(rows: list[dict], staged_types: dict[str, str]) -> pa.Table:
     cols = []
     for name, sql_type in staged_types.items():
         values = [r[name] for r in rows]
@@ -202,7 +199,17 @@ def test_fast_path_never_passes_a_row_that_a_rule_fails(rows, staging):
             cols.append(pa.array(values, pa.timestamp("us", tz="UTC")))
         else:
             cols.append(pa.array([None if v is None else str(as_csv_row({"v": v})["v"]) for v in values], pa.string()))
-    con.register("src", pa.table(cols, names=[f"{RAW}{n}" for n in staged_types]))
+    return pa.table(cols, names=[f"{RAW}{n}" for n in staged_types])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=odd_rows, staging=st.sampled_from(sorted(STAGINGS)))
+def test_fast_path_never_passes_a_row_that_a_rule_fails(rows, staging):
+    """The guarded reason equals the plain first-failing-rule reason on every row (the fast path is sound)."""
+    staged_types = STAGINGS[staging]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("src", source_table(rows, staged_types))
     for check_titles in (False, True):
         rules = build_rules(IngestConfig(), staged_types, check_titles, False)
         known = ", \"t_item_id\" IN ('t1', 'x') AS known_title" if check_titles else ""
@@ -218,3 +225,126 @@ def test_event_type_is_normalized_the_same_on_both_paths(value):
     con = duckdb.connect()
     expr = [t for t in typed_columns({"type": "VARCHAR"}) if t.endswith('"t_type"')][0]
     assert con.execute(f"SELECT {expr} FROM (SELECT ? AS {RAW}type)", [value]).fetchall()[0][0] == value.strip().lower()
+
+
+# --- per-file look at the distinct values of dictionary-encoded text columns ------------------------------------
+def clean_rows(n: int = 200) -> list[dict]:
+    """A file's worth of valid rows whose text columns (other than the ids) take a few values each."""
+    types = ["play", "complete", "add_to_list"]
+    return [{**GOOD, "event_id": f"c{i}", "user_id": f"u{i % 7}", "item_id": f"t{i % 11}", "type": types[i % 3],
+             "device": ["tv", "web"][i % 2], "row": "Top Picks"} for i in range(n)]
+
+
+def checked_columns(path: Path) -> frozenset[str]:
+    con = duckdb.connect()
+    staged = stage_file(con, path, "parquet")
+    return _clean_columns(con, staged)
+
+
+def test_a_clean_file_skips_the_per_row_text_checks_and_stores_the_same(tmp_path):
+    rows = clean_rows()
+    pq.write_table(typed_table(rows), tmp_path / "a.parquet")
+    assert {"user_id", "item_id", "type", "device", "row"} <= checked_columns(tmp_path / "a.parquet")
+    parquet_store, parquet = ingest(tmp_path, "p", tmp_path / "a.parquet")
+    csv_store, csv = ingest(tmp_path, "c", write_csv(tmp_path / "a.csv", [as_csv_row(r) for r in rows], list(GOOD)))
+    with parquet_store, csv_store:
+        assert (parquet.stored, parquet.quarantined) == (csv.stored, csv.quarantined) == (len(rows), 0)
+        cols = ["event_id", "user_id", "item_id", "type", "ts", "device", "row"]
+        assert sorted(parquet_store.read("events", cols).to_pylist(), key=str) == \
+               sorted(csv_store.read("events", cols).to_pylist(), key=str)
+
+
+# one dirty value among clean ones: the column must keep its per-row checks (or its normalization)
+DIRTY = [
+    ("user_id", "a\tb", ("bad_id", "user_id")),
+    ("user_id", "   ", ("missing", "user_id")),
+    ("item_id", "x" * 200, ("too_long", "item_id")),
+    ("item_id", "t\x7f", ("bad_id", "item_id")),
+    ("row", "Top\x00Picks", ("nul_byte", "row")),
+    ("device", "d" * 40, ("too_long", "device")),
+    ("type", "teleport", ("bad_enum", "type")),
+    ("type", "Play\x00", ("nul_byte", "type")),
+    ("user_id", "  u9  ", "u9"),  # valid once trimmed
+    ("device", " tv", "tv"),
+    ("type", " PLAY ", "play"),
+    ("row", "Top\tPicks", "Top\tPicks"),  # a tab inside a row name is allowed: the column stays clean
+]
+
+
+@pytest.mark.parametrize("field,value,outcome", DIRTY)
+def test_one_dirty_value_among_clean_ones_is_still_caught(tmp_path, field, value, outcome):
+    rows = clean_rows()
+    rows[137] = {**rows[137], field: value}
+    pq.write_table(typed_table(rows), tmp_path / "a.parquet")
+    clean = checked_columns(tmp_path / "a.parquet")
+    assert (field in clean) == (outcome == value)  # a value stored as written leaves the column clean
+    assert "device" in clean or field == "device"
+    store, report = ingest(tmp_path, "p", tmp_path / "a.parquet")
+    with store:
+        if isinstance(outcome, tuple):
+            assert (report.stored, report.quarantined) == (len(rows) - 1, 1)
+            assert quarantine(store) == [(138, *outcome)]  # Parquet rows count from 1
+        else:
+            assert (report.stored, report.quarantined) == (len(rows), 0)
+            stored = {r["event_id"]: r for r in store.read("events").to_pylist()}
+            assert stored["c137"][field] == outcome
+
+
+def test_clean_values_sql_judges_values_like_the_rules():
+    con = duckdb.connect()
+
+    def clean(name, values):
+        con.register("v", pa.table({f"{RAW}{name}": pa.array(values, pa.string())}))
+        return con.execute(clean_values_sql(name, "v")).fetchall()[0][0]
+
+    assert clean("user_id", ["u1", "u2", None]) and clean("user_id", [])
+    assert not clean("user_id", ["u1", " u2"]) and not clean("user_id", ["u1", ""]) and not clean("user_id", ["a\x01"])
+    assert clean("type", ["play", "rating"]) and not clean("type", ["play", "Play"]) and not clean("type", ["x"])
+    assert clean("row", ["Top\tPicks"]) and not clean("row", ["a\x00"]) and not clean("row", ["r" * 65])
+
+
+def test_only_dictionary_encoded_columns_are_looked_at(tmp_path):
+    n = 300_000
+    table = pa.table({"event_id": pa.array([f"event-{i:09d}" for i in range(n)]),
+                      "device": pa.array(["tv", "web", "mobile"] * (n // 3))})
+    pq.write_table(table, tmp_path / "a.parquet")
+    pq.write_table(table, tmp_path / "plain.parquet", use_dictionary=False)
+    assert _dictionary_columns(tmp_path / "a.parquet", ["event_id", "device"]) == ["device"]
+    assert _dictionary_columns(tmp_path / "plain.parquet", ["event_id", "device"]) == []
+
+
+def test_the_ids_control_character_test_is_sound():
+    """The ids' shared fast-path test (JSON length + DEL) never passes a text the control-character rule fails."""
+    con = duckdb.connect()
+    texts = [f"a{chr(c)}b" for c in range(0x3000) if not 0xD800 <= c <= 0xDFFF] + ["\x00", "\x1f", "\x7f", ""]
+    rules = build_rules(IngestConfig(), {"event_id": "VARCHAR"}, False, False)
+    fast = next(r.passes for r in rules if r.code == "bad_id")
+    rule = next(r.condition for r in rules if r.code == "bad_id")
+    con.register("v", pa.table({"t_event_id": pa.array(texts)}))
+    got = con.execute(f"SELECT t_event_id, {fast}, {rule} FROM v").fetchall()
+    assert not [t for t, passes, fails in got if passes and fails]
+    assert sum(1 for _, passes, _ in got if not passes) >= 34  # the 33 control characters, a quote, a backslash
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=odd_rows, staging=st.sampled_from(sorted(STAGINGS)))
+def test_clean_columns_change_neither_reasons_nor_values(rows, staging):
+    """Columns found clean (over the rows' own distinct values) are typed as written and leave the fast path: every
+    row still gets the reason and the typed values it gets with every per-row check."""
+    staged_types = STAGINGS[staging]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("src", source_table(rows, staged_types))
+    texts = [n for n, t in staged_types.items() if t == "VARCHAR" and COLUMN_BY_NAME[n].sql_type == "VARCHAR"]
+    clean = frozenset(n for n in texts if con.execute(
+        clean_values_sql(n, f'(SELECT DISTINCT "{RAW}{n}" FROM src)')).fetchall()[0][0])
+    names = ", ".join(f'"t_{n}"' for n in staged_types)
+    plain = build_rules(IngestConfig(), staged_types, False, False)
+    fast = build_rules(IngestConfig(), staged_types, False, False, clean)
+    want = con.execute(f"SELECT {first_failing_sql(plain)}, {names} FROM "
+                       f"(SELECT *, {', '.join(typed_columns(staged_types))} FROM src)").fetchall()
+    got = con.execute(f"SELECT {reason_index_sql(fast)}, {names} FROM "
+                      f"(SELECT *, {', '.join(typed_columns(staged_types, clean))} FROM src)").fetchall()
+    assert [w[0] for w in want] == [g[0] for g in got]  # same rule order, same first failure
+    valid = [i for i, w in enumerate(want) if w[0] is None]
+    assert [repr(want[i]) for i in valid] == [repr(got[i]) for i in valid]

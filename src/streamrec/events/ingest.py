@@ -23,6 +23,7 @@ from streamrec.events.rules import (
     RAW,
     TYPED,
     build_rules,
+    clean_values_sql,
     detail_sql,
     kept_raw_columns,
     reason_index_sql,
@@ -89,59 +90,75 @@ def ingest_file(
     report.ignored_columns = staged.ignored_columns
     try:
         t0 = time.perf_counter()
-        _check(con, staged, config)
+        pos = _check(con, staged, config)
         t1 = time.perf_counter()
-        _write_batch(con, staged, report, quality)
+        _write_batch(con, staged, pos, report, quality)
         report.phases = {"checksum+stage": round(t0 - started, 3), "check": round(t1 - t0, 3),
                          "write": round(time.perf_counter() - t1, 3)}
     finally:
         staged.drop(con)
         con.execute("DROP VIEW IF EXISTS batch_b; DROP TABLE IF EXISTS checked_b; "
-                    "DROP TABLE IF EXISTS dropped_b; DROP TABLE IF EXISTS rules_b")
+                    "DROP TABLE IF EXISTS dropped_b; DROP TABLE IF EXISTS rules_b; DROP TABLE IF EXISTS twice_b")
     report.seconds = time.perf_counter() - started
     log.info("ingest.batch", file=str(path), batch_id=report.batch_id, read=report.read, stored=report.stored,
              duplicates=report.duplicates, quarantined=report.quarantined, seconds=round(report.seconds, 3))
     return report
 
 
-def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig) -> None:
-    """Create `checked_b`: one row per readable record, its typed columns and `__reason` (the index of its first
-    failing rule, NULL when valid); put the failing rows, with reasons, into the staged `rejected` table."""
+def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig) -> str:
+    """Create `checked_b`: one row per readable record, its typed columns, `__reason` (the index of its first failing
+    rule, NULL when valid), the hash of its event_id and, for failing rows, the quarantine detail; put the failing
+    rows, with reasons, into the staged `rejected` table. Returns the column holding a record's position in the
+    file: __idx where the source numbers its records, else checked_b's rowid (rows kept in file order)."""
     check_titles = config.unknown_titles == "quarantine" and _nonempty(con, "titles")
     check_users = config.unknown_users == "quarantine" and _nonempty(con, "users")
-    rules = build_rules(config, staged.staged_types, check_titles, check_users)
+    clean = _clean_columns(con, staged)
+    rules = build_rules(config, staged.staged_types, check_titles, check_users, clean)
     known = []
     if check_titles:
         known.append(f'"{TYPED}item_id" IN (SELECT item_id FROM titles) AS known_title')
     if check_users:
         known.append(f'"{TYPED}user_id" IN (SELECT user_id FROM users) AS known_user')
     raw_cols = ", ".join(f'"{RAW}{c}"' for c in staged.staged_types)
-    idx = ", __idx" if staged.idx_sql == "__idx" else ""
+    has_idx = staged.idx_sql == "__idx"
+    idx = ", __idx" if has_idx else ""
+    typed = ", ".join(typed_columns(staged.staged_types, clean))
     typed_names = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
-    kept_names = kept_raw_columns(staged.staged_types)
-    inner = f"SELECT {raw_cols}{idx}, {', '.join(typed_columns(staged.staged_types))} FROM ({staged.source_sql})"
+    inner = f"SELECT {raw_cols}{idx}, {typed} FROM ({staged.source_sql})"
     if known:
         inner = f"SELECT *, {', '.join(known)} FROM ({inner})"
     # One pass over the file: type every value, run the rules over the typed values (valid rows stop at the
-    # shared fast-path tests), and materialize the typed columns with the reason index. The raw value of a column
-    # that may fail to read (for error messages) is kept only for failing rows, so the valid majority is stored
-    # once, typed; a column the file already types correctly (typed Parquet) keeps no raw value at all.
-    kept = "".join(f', CASE WHEN __reason IS NOT NULL THEN "{RAW}{c}" END AS "{RAW}{c}"' for c in kept_names)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT {typed_names}{idx}, __reason{kept} "
-        f"FROM (SELECT *, {reason_index_sql(rules)} AS __reason FROM ({inner}))"
-    )
+    # shared fast-path tests), and materialize the typed columns with the reason index, so the valid majority is
+    # stored once, typed. The quarantine detail and the raw values shown with it (the raw value of a column that
+    # may fail to read, else the typed one) are computed for the failing rows only.
+    kept_names = kept_raw_columns(staged.staged_types)
+    shown = {c: (f"{RAW}{c}" if c in kept_names else f"{TYPED}{c}") for c in staged.staged_types}
+    raw_json = f"left(to_json(struct_pack({', '.join(f'{c} := {v}' for c, v in shown.items())}))::VARCHAR, 2000)"
+
+    def failing(sql: str) -> str:
+        return f"CASE WHEN __reason IS NOT NULL THEN {sql} END"
+
+    # Unless rows are found by their rowid (CSV line numbers), checked_b's row order carries no meaning.
+    if has_idx:
+        con.execute("SET preserve_insertion_order = false")
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT {typed_names}{idx}, __reason, "
+            f"hash(\"{TYPED}event_id\") AS __h, {failing(detail_sql(rules, '__reason'))} AS __detail, "
+            f"{failing(raw_json)} AS __raw "
+            f"FROM (SELECT *, {reason_index_sql(rules)} AS __reason FROM ({inner}))"
+        )
+    finally:
+        con.execute("RESET preserve_insertion_order")
     staged.after_scan(con)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE rules_b AS SELECT * FROM (VALUES "
         + ", ".join(f"({i}, '{r.code}', '{r.field}')" for i, r in enumerate(rules))
         + ") AS t(idx, code, field)"
     )
-    shown = {c: (f"{RAW}{c}" if c in kept_names else f"{TYPED}{c}") for c in staged.staged_types}
-    raw_json = f"left(to_json(struct_pack({', '.join(f'{c} := c.{v}' for c, v in shown.items())}))::VARCHAR, 2000)"
     bad = con.sql(
-        f"SELECT c.{staged.idx_sql} AS __idx, r.code, r.field, {detail_sql(rules, 'c.__reason')} AS detail, "
-        f"{raw_json} AS raw FROM checked_b c JOIN rules_b r ON r.idx = c.__reason WHERE c.__reason IS NOT NULL"
+        f"SELECT c.{staged.idx_sql} AS __idx, r.code, r.field, c.__detail AS detail, c.__raw AS raw "
+        f"FROM checked_b c JOIN rules_b r ON r.idx = c.__reason WHERE c.__reason IS NOT NULL ORDER BY 1"
     ).to_arrow_table()
     if bad.num_rows:
         rows = staged.rows(bad.column("__idx").to_numpy())
@@ -149,9 +166,18 @@ def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig)
         con.register("bad_b", bad)
         con.execute(f"INSERT INTO {staged.rejected} SELECT __row, field, code, detail, raw FROM bad_b")
         con.unregister("bad_b")
+    return "__idx" if has_idx else "rowid"
 
 
-def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, report: BatchReport, quality) -> None:
+def _clean_columns(con: duckdb.DuckDBPyConnection, staged: Staged) -> frozenset[str]:
+    """The text columns whose distinct values in the file are all clean (`rules.clean_values_sql`): their values are
+    typed as they are and their value rules leave the per-row fast path. One dirty value keeps the column's
+    per-row checks, so the rules still find every failing row."""
+    return frozenset(name for name, sql in staged.distinct_sql.items()
+                     if con.execute(clean_values_sql(name, f"({sql})")).fetchall()[0][0])
+
+
+def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, pos: str, report: BatchReport, quality) -> None:
     """One transaction: new events, quarantine rows, manifest entry. Nothing is visible until COMMIT."""
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMN_NAMES)
     typed = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
@@ -162,26 +188,31 @@ def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, report: BatchRe
     try:
         # Valid rows to leave out: later repeats of an event_id within the file (the first valid one in file
         # order is kept), and ids that are stored already (a join against the whole events table is built on
-        # the batch's side, never on the store's; an empty store needs none).
+        # the batch's side, never on the store's; an empty store needs none). Repeats are found by the id's hash
+        # first (a fixed-width key), then compared exactly among the few rows whose hash repeats.
         stored_before = ""
         if _nonempty(con, "events"):
-            stored_before = (f" UNION SELECT c.rowid FROM checked_b c JOIN events e ON e.event_id = c.{event_id} "
+            stored_before = (f" UNION SELECT c.{pos} FROM checked_b c JOIN events e ON e.event_id = c.{event_id} "
                              "WHERE c.__reason IS NULL")
+        # The repeated hashes (of every readable row: a superset) are few, so they form the build side of the
+        # semi-join that picks the candidate rows.
+        con.execute("CREATE OR REPLACE TEMP TABLE twice_b AS SELECT __h FROM checked_b GROUP BY 1 HAVING count(*) > 1")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE dropped_b AS "
-            f"SELECT c.rowid AS r FROM checked_b c SEMI JOIN (SELECT {event_id} AS id, min(rowid) AS first "
-            f"FROM checked_b WHERE __reason IS NULL GROUP BY 1 HAVING count(*) > 1) d "
-            f"ON c.{event_id} = d.id AND c.rowid <> d.first WHERE c.__reason IS NULL{stored_before}"
+            f"WITH maybe AS (SELECT c.{pos} AS r, c.{event_id} AS id FROM checked_b c SEMI JOIN twice_b t "
+            f"ON c.__h = t.__h WHERE c.__reason IS NULL) "
+            f"SELECT r FROM maybe QUALIFY r <> min(r) OVER (PARTITION BY id){stored_before}"
         )
-        # That set is small: deleting it from the batch table (rather than anti-joining in the insert) keeps the
-        # insert a plain filtered scan, which DuckDB runs as a parallel batch insert.
-        if _nonempty(con, "dropped_b"):
-            con.execute("DELETE FROM checked_b WHERE rowid IN (SELECT r FROM dropped_b)")
+        dropped = con.execute("SELECT count(*) FROM dropped_b").fetchall()[0][0]
         batch_id = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchall()[0][0]
         # Row order inside the events table carries no meaning (dedup already chose the first occurrence), so the
         # insert may write in whatever order its threads finish.
         con.execute("SET preserve_insertion_order = false")
         try:
+            # That set is small: deleting it from the batch table (rather than anti-joining in the insert) keeps
+            # the insert a plain filtered scan, which DuckDB runs as a parallel batch insert.
+            if dropped:
+                con.execute(f"DELETE FROM checked_b WHERE {pos} IN (SELECT r FROM dropped_b)")
             stored = con.execute(f"INSERT INTO events ({cols}, batch_id) SELECT {typed}, {batch_id} "
                                  "FROM checked_b WHERE __reason IS NULL").fetchall()[0][0]
         finally:

@@ -9,7 +9,9 @@ first ANDs the distinct `passes` tests (several rules share one, e.g. the allowe
 empty, over-long or NUL-carrying type); only the rows that do not pass all of them, the few invalid ones,
 walk the ordered rules to find their reason. Which tests a file needs is decided from its staged types: a
 column the file already stores in the canonical type (a Parquet TIMESTAMP, INTEGER or DOUBLE) cannot fail
-to read, so its read test is left out of the fast path.
+to read, so its read test is left out of the fast path. Likewise a text column whose distinct values in the file
+were all found clean beforehand (`clean_values_sql`, run where those values are cheap to list: dictionary-encoded
+Parquet) is typed as written, and only its NULL test stays in the fast path.
 """
 
 from __future__ import annotations
@@ -109,12 +111,15 @@ def typed_expression(column: Column, staged_type: str | None) -> str:
     return f"TRY_CAST({raw} AS {column.sql_type})"
 
 
-def typed_columns(staged_types: dict[str, str]) -> list[str]:
-    """SELECT items giving every canonical column a typed value, named TYPED + column name."""
+def typed_columns(staged_types: dict[str, str], clean: frozenset[str] = frozenset()) -> list[str]:
+    """SELECT items giving every canonical column a typed value, named TYPED + column name. A `clean` text column
+    (every value of it in the file is its own typed value, see `clean_values_sql`) is taken as it is."""
     items = []
     for column in EVENT_COLUMNS:
         expr = typed_expression(column, staged_types.get(column.name))
-        if column.name == "type":  # an allowed type as written needs no lower(trim()), and most rows have one
+        if column.name in clean:
+            pass
+        elif column.name == "type":  # an allowed type as written needs no lower(trim()), and most rows have one
             allowed = ", ".join(_q(t) for t in EVENT_TYPES)
             expr = f"CASE WHEN {expr} IN ({allowed}) THEN {expr} ELSE lower(trim({expr})) END"
         elif column.sql_type == "VARCHAR":
@@ -123,11 +128,15 @@ def typed_columns(staged_types: dict[str, str]) -> list[str]:
     return items
 
 
-def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles: bool, check_users: bool) -> list[Rule]:
+def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles: bool, check_users: bool,
+                clean: frozenset[str] = frozenset()) -> list[Rule]:
     """The ordered rules for a batch whose raw columns have `staged_types` (canonical name → SQL type).
 
     `check_titles` / `check_users`: join against the catalog and the profiles (policy 'quarantine' and a
     non-empty catalog / user table); the batch query must then provide `known_title` / `known_user` booleans.
+    `clean`: text columns whose every value in the file was found clean beforehand (`clean_values_sql` over the
+    file's distinct values): no rule on a value alone can fail there, so only their NULL test stays in the fast
+    path (the rules themselves stay, for the rows that leave it).
     """
     # Shared fast-path tests: one control-character test over the joined ids stands for the id rules, one NUL
     # test over the other joined text columns for their NUL-byte rules (concat skips NULLs); the allowed event
@@ -135,10 +144,15 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
     def joined(names: list[str]) -> str:
         return f"concat({', '.join(f'{chr(34)}{TYPED}{n}{chr(34)}' for n in names)})"
 
-    texts = [c.name for c in EVENT_COLUMNS if c.sql_type == "VARCHAR" and c.name in staged_types and c.name != "type"]
+    texts = [c.name for c in EVENT_COLUMNS
+             if c.sql_type == "VARCHAR" and c.name in staged_types and c.name != "type" and c.name not in clean]
     ids = [n for n in texts if n in _IDS]
     others = [n for n in texts if n not in _IDS]
-    clean_ids = f"NOT regexp_matches({joined(ids)}, {_CONTROL})" if ids else "TRUE"
+    # The ids' shared test: JSON escapes every character below 0x20 (so the JSON text of a string holding one is
+    # longer than the string plus its two quotes; a quote or a backslash also lengthens it, and merely sends the
+    # row to the ordered rules), and DEL is looked for on its own. Both cost a fraction of a regex match.
+    clean_ids = (f"(strlen(to_json({joined(ids)})::VARCHAR) = strlen({joined(ids)}) + 2 "
+                 f"AND NOT contains({joined(ids)}, chr(127)))") if ids else "TRUE"
     no_nul = f"NOT contains({joined(others)}, chr(0))" if others else "TRUE"
     allowed_type = f'"{TYPED}type" IN ({", ".join(_q(t) for t in EVENT_TYPES)})'
     ts = f'"{TYPED}ts"'
@@ -150,6 +164,7 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
         raw, typed = f'"{RAW}{column.name}"', f'"{TYPED}{column.name}"'
         present = column.name in staged_types
         is_type = column.name == "type"  # an allowed type is a clean, non-empty word: that test covers its text rules
+        is_clean = column.name in clean  # its value rules cannot fail: their fast-path test is TRUE
         if column.required:
             # Typed text is already trimmed and '' → NULL; for other types only a NULL typed value needs the
             # (slower) look at the raw text, and the OR skips that for every readable row.
@@ -157,7 +172,8 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
             empty = (f"{typed} IS NULL" if column.sql_type == "VARCHAR" or always_reads(column, staged_types.get(column.name))
                      else f"{raw} IS NULL OR ({typed} IS NULL AND trim(CAST({raw} AS VARCHAR)) = '')")
             rules.append(Rule("missing", column.name, empty if present else "TRUE", _q("required field is empty"),
-                              (allowed_type if is_type else f"{typed} IS NOT NULL") if present else "FALSE"))
+                              (allowed_type if is_type and not is_clean else f"{typed} IS NOT NULL")
+                              if present else "FALSE"))
         if not present:
             continue
         is_id = column.name in _IDS
@@ -165,18 +181,19 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
         is_text = column.sql_type == "VARCHAR"
         if is_text and not is_id:  # ids get the wider control-character rule below
             rules.append(Rule("nul_byte", column.name, f"contains({typed}, chr(0))", _q("contains a NUL byte"),
-                              allowed_type if is_type else no_nul))
+                              "TRUE" if is_clean else allowed_type if is_type else no_nul))
         if is_text and column.max_len is not None:
             # strlen (bytes, O(1)) >= length (characters), so only a long byte string pays for counting characters.
             rules.append(Rule("too_long", column.name,
                               f"strlen({typed}) > {column.max_len} AND length({typed}) > {column.max_len}",
                               f"'is ' || length({typed}) || ' characters, more than {column.max_len}'",
-                              allowed_type if is_type and max(map(len, EVENT_TYPES)) <= column.max_len
+                              "TRUE" if is_clean
+                              else allowed_type if is_type and max(map(len, EVENT_TYPES)) <= column.max_len
                               else f"({typed} IS NULL OR strlen({typed}) <= {column.max_len})"))
         if is_id:
             rules.append(Rule("bad_id", column.name, f"regexp_matches({typed}, {_CONTROL})",
                               f"CASE WHEN contains({typed}, chr(0)) THEN 'contains a NUL byte' "
-                              "ELSE 'contains control characters' END", clean_ids))
+                              "ELSE 'contains control characters' END", "TRUE" if is_clean else clean_ids))
         if not always_reads(column, staged_types[column.name]):  # else the file's own type rules it out
             # The typed test first: the raw value is only cast to text for the rows that did not read.
             rules.append(Rule("bad_type", column.name, f"{typed} IS NULL AND {raw} IS NOT NULL "
@@ -196,7 +213,7 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
                               f"'is ' || {_shown(typed)} || ', outside [{lo:g}, {hi:g}]'", in_range or "FALSE"))
     rules.append(Rule("bad_enum", "type", f'"{TYPED}type" NOT IN ({", ".join(_q(t) for t in EVENT_TYPES)})',
                       f"'unknown event type ' || {_shown(chr(34) + TYPED + 'type' + chr(34))} || "
-                      f"', expected one of {', '.join(EVENT_TYPES)}'", allowed_type))
+                      f"', expected one of {', '.join(EVENT_TYPES)}'", "TRUE" if "type" in clean else allowed_type))
     rules.append(Rule("ts_too_old", "ts", f"{ts} < TIMESTAMP {_q(config.ts_floor)}",
                       f"'is ' || {_shown(ts)} || ', before the floor {config.ts_floor}'", ts_window))
     rules.append(Rule("ts_future", "ts", f"{ts} > {future}", f"'is ' || {_shown(ts)} || ', in the future'", ts_window))
@@ -232,9 +249,9 @@ def first_failing_sql(rules: list[Rule]) -> str:
 
 def passes_sql(rules: list[Rule]) -> str:
     """The AND of the rules' distinct fast-path tests: TRUE only for a row that no rule fails. The (costlier)
-    control-character test goes last, so rows that already failed skip it."""
+    control-character test of the ids goes last, so rows that already failed skip it."""
     tests = list(dict.fromkeys(r.passes for r in rules if r.passes != "TRUE"))
-    tests.sort(key=lambda t: "regexp" in t)
+    tests.sort(key=lambda t: "to_json" in t)
     return " AND ".join(f"({t})" for t in tests) or "TRUE"
 
 
@@ -248,3 +265,21 @@ def detail_sql(rules: list[Rule], index_column: str) -> str:
     """CASE producing the detail text of the failing rule whose index is in `index_column`."""
     whens = " ".join(f"WHEN {index_column} = {i} THEN {r.detail}" for i, r in enumerate(rules))
     return f"CASE {whens} END"
+
+
+# Rules that judge a text value on its own (no other column, no catalog): the ones a clean column cannot fail.
+VALUE_RULES = ("missing", "nul_byte", "too_long", "bad_id", "bad_enum")
+
+
+def clean_values_sql(name: str, values: str) -> str:
+    """A query over `values`, a table with one text column RAW + name (the distinct values of that column in a
+    file, or any superset of them), giving TRUE when every non-NULL value is clean: its typed value is the value
+    itself (nothing to trim, not empty, an event type as written) and no rule on the value alone fails. Written
+    with the same typed expression and rule conditions as the batch query, so a clean column needs neither."""
+    item = next(t for t in typed_columns({name: "VARCHAR"}) if t.endswith(f'"{TYPED}{name}"'))
+    rules = [r for r in build_rules(IngestConfig(), {name: "VARCHAR"}, False, False)
+             if r.field == name and r.code in VALUE_RULES]
+    fails = " OR ".join(f"coalesce(({r.condition}), FALSE)" for r in rules) or "FALSE"
+    raw, typed = f'"{RAW}{name}"', f'"{TYPED}{name}"'
+    return (f"SELECT coalesce(bool_and({typed} IS NOT DISTINCT FROM {raw} AND NOT ({fails})), TRUE) "
+            f"FROM (SELECT {raw}, {item} FROM {values} WHERE {raw} IS NOT NULL)")

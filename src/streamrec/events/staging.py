@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from streamrec.errors import DataError
 from streamrec.events.rules import RAW
@@ -43,6 +45,9 @@ class Staged:
     post_sql: list[str] = field(default_factory=list)
     drop_sql: list[str] = field(default_factory=list)
     reject_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # canonical text column → a query of its distinct raw values (column RAW + name), for the columns where a
+    # per-file look at those values is cheap (dictionary-encoded Parquet): a clean column skips per-row work
+    distinct_sql: dict[str, str] = field(default_factory=dict)
 
     def after_scan(self, con: duckdb.DuckDBPyConnection) -> None:
         if self.post_sql:  # reader rejects that are only known after the scan (CSV)
@@ -147,7 +152,38 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejec
     mapping, ignored = _match_columns(path, found)
     select = ", ".join(f'"{src}" AS "{RAW}{name}"' for name, src in mapping.items())
     source = f"SELECT {select}, file_row_number AS __idx FROM read_parquet({_lit(str(path))}, file_row_number=true)"
-    return Staged(source, rejected, {name: types[src] for name, src in mapping.items()}, "__idx", 1, ignored)
+    staged = Staged(source, rejected, {name: types[src] for name, src in mapping.items()}, "__idx", 1, ignored)
+    texts = {src: name for name, src in mapping.items() if staged.staged_types[name].upper() == "VARCHAR"}
+    staged.distinct_sql = {
+        texts[src]: f'SELECT DISTINCT "{src}" AS "{RAW}{texts[src]}" FROM read_parquet({_lit(str(path))})'
+        for src in _dictionary_columns(path, list(texts))
+    }
+    return staged
+
+
+def _dictionary_columns(path: Path, columns: list[str]) -> list[str]:
+    """The columns among `columns` whose values are dictionary-encoded in every row group (a dictionary page, and
+    data pages that hold little more than dictionary indices: at most 3 bytes a value, where a plain string takes
+    at least 4). DuckDB reads those as dictionaries, so their distinct values cost little to find; the others
+    (unique ids, a dictionary that overflowed into plain pages) would cost a hash of every value."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException):
+        return []
+    chunks: dict[str, list] = {}
+    for rg in range(meta.num_row_groups):
+        group = meta.row_group(rg)
+        for i in range(group.num_columns):
+            chunk = group.column(i)
+            chunks.setdefault(chunk.path_in_schema, []).append(chunk)
+
+    def encoded(chunk) -> bool:
+        if not chunk.has_dictionary_page or chunk.num_values <= 0:
+            return chunk.num_values == 0
+        dictionary = chunk.data_page_offset - chunk.dictionary_page_offset
+        return (chunk.total_uncompressed_size - dictionary) <= 3 * chunk.num_values
+
+    return [c for c in columns if c in chunks and all(encoded(chunk) for chunk in chunks[c])]
 
 
 def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejected: str) -> Staged:
