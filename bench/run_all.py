@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["ingest", "generate", "load_movielens", "train_speed", "accuracy", "pipeline", "vectors"]
+SCRIPTS = ["ingest", "generate", "load_movielens", "train_speed", "accuracy", "pipeline", "vectors", "serving"]
 
 
 def main() -> None:
