@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Self
 
 import numpy as np
@@ -10,6 +11,8 @@ from scipy import sparse
 
 from streamrec.data.interactions import Interactions
 from streamrec.models._factors import FactorModel, single_threaded_blas
+
+_SOLVERS: dict[int, tuple] = {}  # id(item factors) → (weak reference to them, fold-in solver)
 
 
 class ALSConfig(BaseModel, extra="forbid"):
@@ -47,19 +50,37 @@ class ALS(FactorModel):
         return self
 
     def _fold_in(self, history: sparse.csr_matrix) -> np.ndarray:
-        """The exact least-squares user factors given the item factors (implicit's recalculate_user)."""
-        with single_threaded_blas():
-            model = self._implicit_model(num_threads=1)
-            model.item_factors = self.item_factors_  # read only: recalculate_user never writes item factors
-            return model.recalculate_user(np.arange(history.shape[0]), history)
+        """The exact least-squares user factors given the item factors (implicit's recalculate_user). The solver and
+        its Gram matrix YᵀY are built once per fitted model: a single-user request must not redo them."""
+        # kept beside the model, not on it (scoring never changes a model), keyed by its item factors' identity
+        key = id(self.item_factors_)
+        ref, solver = _SOLVERS.get(key, (None, None))
+        if ref is None or ref() is not self.item_factors_:
+            from implicit.cpu.als import AlternatingLeastSquares
 
-    def _implicit_model(self, **overrides: Any) -> Any:
+            class FoldIn(AlternatingLeastSquares):
+                @property
+                def YtY(self):  # noqa: N802 (implicit's name); the item factors never change here
+                    if self._yty is None:
+                        self._yty = AlternatingLeastSquares.YtY.fget(self)
+                    return self._yty
+
+            solver = self._implicit_model(num_threads=1, cls=FoldIn)
+            solver._yty = None
+            solver.item_factors = self.item_factors_  # read only: recalculate_user never writes item factors
+            _SOLVERS[key] = (weakref.ref(self.item_factors_), solver)
+            weakref.finalize(self.item_factors_, _SOLVERS.pop, key, None)
+        with single_threaded_blas():
+            return solver.recalculate_user(np.arange(history.shape[0]), history)
+
+    def _implicit_model(self, cls: type | None = None, **overrides: Any) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares  # heavy import, only when used
 
+        cls = cls or AlternatingLeastSquares
         cfg = self.config
         params: dict[str, Any] = {
             "factors": cfg.factors, "regularization": cfg.regularization, "alpha": cfg.alpha,
             "iterations": cfg.iterations, "use_cg": cfg.use_cg, "random_state": cfg.seed,
             "num_threads": cfg.num_threads, "dtype": np.float32, **overrides,
         }
-        return AlternatingLeastSquares(**params)
+        return cls(**params)
