@@ -1,0 +1,79 @@
+"""`streamrec serve --workers 2` as a real process tree: both workers start and answer on one port, and SIGTERM
+stops them all (no orphans, exit code 0)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children(pid: int) -> set[int]:
+    out = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            out.add(int(status.parent.name))
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "(gone)"
+
+
+def get(url: str) -> tuple[int, dict]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_two_workers_answer_on_one_port_and_stop_on_sigterm(tiny_world_store, tmp_path):
+    shutil.copy(tiny_world_store, tmp_path / "events.duckdb")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamrec", "--data-dir", str(tmp_path), "serve", "--workers", "2", "--port",
+         str(port), "--clock", "data", "--model", str(tmp_path / "no-model-yet")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                status, body = get(f"{base}/healthz")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.5)
+        assert status == 200
+        workers = children(proc.pid)
+        assert len(workers) >= 2, f"expected two worker processes, found {workers}"
+        for _ in range(20):  # without a model every known user gets trending, from whichever worker answers
+            status, body = get(f"{base}/v1/users/u000001/recommendations?k=5")
+            assert status == 200 and body["fallback"] in ("trending", "cold_start") and body["items"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    deadline = time.monotonic() + 15
+    while (alive := {pid: cmdline(pid) for pid in workers if Path(f"/proc/{pid}").exists()}) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive, f"outlived the server: {alive}"
