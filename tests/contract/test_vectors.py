@@ -5,7 +5,6 @@ Brute-force numpy (`reference`) is the truth: the exact index must equal it, app
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -24,8 +23,7 @@ from streamrec.storage.vectors import (
     make_vector_index,
     open_vector_index,
 )
-
-needs_faiss = pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="faiss (the `ann` extra)")
+from streamrec.storage.vectors.faiss import FaissIndex  # faiss: the `ann` extra, in the test extra `make test` installs
 
 N, D = 5000, 64
 RNG = np.random.default_rng(7)
@@ -54,10 +52,6 @@ class VectorIndexContract:
     """Behaviour every VectorIndex has. Subclasses provide `make()` and say whether results are exact."""
 
     exact: bool = True
-
-    @classmethod
-    def make(cls):
-        raise NotImplementedError
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -204,7 +198,7 @@ class VectorIndexContract:
         with pytest.raises(NotFound, match="manifest"):
             load_vector_index(tmp_path)
         folder = built.save(tmp_path / "index")
-        other = ExactIndex if built.kind != "exact" else pytest.importorskip("streamrec.storage.vectors.faiss").FaissIndex
+        other = ExactIndex if built.kind != "exact" else FaissIndex
         with pytest.raises(ConfigError, match=f"'{built.kind}' vector index"):
             other.load(folder)
 
@@ -215,14 +209,12 @@ class TestExactIndex(VectorIndexContract):
         return make_vector_index("exact", block_mb=1)  # several query blocks even at this size
 
 
-@needs_faiss
 class TestFaissFlat(VectorIndexContract):
     @classmethod
     def make(cls):
         return make_vector_index("faiss", structure="flat")
 
 
-@needs_faiss
 class TestFaissHNSW(VectorIndexContract):
     exact = False
 
@@ -231,7 +223,6 @@ class TestFaissHNSW(VectorIndexContract):
         return make_vector_index("faiss", structure="hnsw", m=32, ef_construction=80, ef_search=128)
 
 
-@needs_faiss
 class TestFaissHNSWL2Reduction(VectorIndexContract):
     exact = False
 
@@ -252,7 +243,6 @@ def test_factory_rejects_unknown_kinds_and_parameters():
         open_vector_index({"type": "nope"})
 
 
-@needs_faiss
 def test_auto_structure_is_flat_for_small_catalogs_and_hnsw_above():
     small = make_vector_index("faiss", flat_below=100).build(VECTORS[:99])
     large = make_vector_index("faiss", flat_below=100).build(VECTORS[:100])
@@ -279,7 +269,6 @@ def test_the_core_imports_and_searches_without_faiss():
     assert result.returncode == 0, result.stderr
 
 
-@needs_faiss
 def test_als_item_factors_through_the_index_equal_the_model_recommendations():
     """The fit for the candidate pipeline: ALS item factors indexed, user factors as queries, seen excluded."""
     from streamrec.models.als import ALS
@@ -290,7 +279,7 @@ def test_als_item_factors_through_the_index_equal_the_model_recommendations():
     users = np.arange(40)
     history = data.matrix[users]
     want, _ = model.recommend(history, k=20, users=users)
-    for kind in ("exact", "faiss") if importlib.util.find_spec("faiss") else ("exact",):
+    for kind in ("exact", "faiss"):
         index = make_vector_index(kind).build(model.item_factors_)  # ids: item columns
         ids, _ = index.search(model.user_factors_[users], 20, exclude=history)
         np.testing.assert_array_equal(ids, want)
