@@ -67,11 +67,9 @@ def load_bundle(settings, ref: str, tmp: Path):
     from streamrec.errors import ConfigError
     from streamrec.pipeline.bundle import PipelineBundle, is_bundle
 
-    folder = Path(ref)
-    if not folder.is_dir():
-        from streamrec.registry import open_registry
+    from streamrec.registry import model_folder
 
-        folder = open_registry(settings).download(ref, tmp / "model")
+    folder, _ = model_folder(settings, ref, tmp)
     if not is_bundle(folder):
         raise ConfigError(f"model '{ref}' is a single model, not a ranked pipeline: run `streamrec pipeline` to "
                           "train and register one, or pass --model with a pipeline's version or folder")

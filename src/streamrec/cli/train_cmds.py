@@ -177,8 +177,6 @@ def register(app: typer.Typer) -> None:
 def _load_model(settings: Settings, ref: str, tmp: Path):
     from streamrec.models import load_model
 
-    if Path(ref).is_dir():
-        return load_model(ref)
-    from streamrec.registry import open_registry
+    from streamrec.registry import model_folder
 
-    return load_model(open_registry(settings).download(ref, tmp / "model"))
+    return load_model(model_folder(settings, ref, tmp)[0])

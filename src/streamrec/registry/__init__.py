@@ -5,9 +5,18 @@ MLflow is imported only when a registry is opened, so importing this package sta
 
 from streamrec.registry.lineage import code_version, snapshot_of_batches, snapshot_of_interactions
 from streamrec.registry.tracking import LoggedRun
-from streamrec.registry.versions import CHALLENGER, CHAMPION, AliasChange, Registry, VersionInfo, open_registry
+from streamrec.registry.versions import (
+    CHALLENGER,
+    CHAMPION,
+    AliasChange,
+    Registry,
+    VersionInfo,
+    model_folder,
+    open_registry,
+)
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "AliasChange", "LoggedRun", "Registry", "VersionInfo", "code_version", "open_registry",
+    "CHALLENGER", "CHAMPION", "AliasChange", "LoggedRun", "Registry", "VersionInfo", "code_version", "model_folder",
+    "open_registry",
     "snapshot_of_batches", "snapshot_of_interactions",
 ]

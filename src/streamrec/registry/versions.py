@@ -320,3 +320,14 @@ def open_registry(settings: Settings) -> Registry:
 
 
 __all__ = ["CHALLENGER", "CHAMPION", "AliasChange", "Endpoints", "Registry", "VersionInfo", "open_registry"]
+
+
+def model_folder(settings: Settings, ref: str, tmp: Path | str) -> tuple[Path, str]:
+    """Where the model `ref` is: a saved model folder as it is (version: its name), or a registry alias or version
+    downloaded under `tmp` with its checksums verified (version: the number). Returns (folder, version)."""
+    folder = Path(ref)
+    if folder.is_dir():
+        return folder, folder.name
+    registry = open_registry(settings)
+    number = registry.resolve(ref)
+    return registry.download(number, Path(tmp) / "model"), str(number)

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -129,14 +128,10 @@ def model_loader(settings, world: ServingWorld, fill_features: Callable[[list], 
         from streamrec.models import load_model
         from streamrec.pipeline.bundle import PipelineBundle, is_bundle
 
-        with tempfile.TemporaryDirectory(prefix="streamrec-model-") as tmp:
-            folder, version = Path(ref), Path(ref).name
-            if not folder.is_dir():
-                from streamrec.registry import open_registry
+        from streamrec.registry import model_folder
 
-                registry = open_registry(settings)
-                number = registry.resolve(ref)
-                folder, version = registry.download(number, Path(tmp) / "model"), str(number)
+        with tempfile.TemporaryDirectory(prefix="streamrec-model-") as tmp:
+            folder, version = model_folder(settings, ref, tmp)
             if is_bundle(folder):
                 bundle = PipelineBundle.load(folder)
                 fill_features(bundle.definitions)
