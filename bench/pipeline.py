@@ -20,7 +20,6 @@ import os
 import platform
 import sys
 import time
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -63,11 +62,7 @@ def request_latency(con, table, events: str, users: int, seed: int = 0, vector_i
         result = pipeline.recommend(str(user), at=at, explain_items=False)
         whole.append((time.perf_counter() - began) * 1000)
         ranking.append(result.timings_ms.get("features", 0.0) + result.timings_ms.get("ranker", 0.0))
-        entries = store.history(str(user))
-        history, started = pipeline._history(entries, at, Counter())
-        cands = pipeline._filter(pipeline._candidates(history, started, at),
-                                 pipeline._context(str(user), None, entries, ()), at, Counter())
-        keys = pipeline.item_ids[cands.col].tolist()
+        keys = pipeline.item_ids[pipeline.candidates(str(user), at).cands.col].tolist()
         sizes.append(len(keys))
         began = time.perf_counter()
         store.history(str(user))

@@ -125,8 +125,7 @@ def test_online_feature_rows_equal_the_offline_rows(served):
     user = max(served["users"], key=lambda u: len({e.item_id for e in pipeline.store.history(u)}))
     entries = pipeline.store.history(user)
     assert len({e.item_id for e in entries if e.type in ("play", "progress", "complete")}) > 5
-    history, started = pipeline._history(entries, at, Counter())
-    cands = pipeline._candidates(history, started, at)
+    cands = pipeline.candidates(user, at).cands  # after the filters: the rows the ranker sees
     online = pipeline.features(user, cands, entries, at, Counter(), device="tv")
     with DuckDBEventStore(DuckDBEventStoreConfig(), served["tiny"]) as store:
         request = pa.table({"ts": pa.array([context_time(at)], pa.timestamp("us")), "device": ["tv"]})

@@ -72,6 +72,15 @@ class ServingCatalog:
         return cls(titles, read("availability"), read("users"))
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """One request's allowed candidates and what they came from: the user's kept history and its weighted row."""
+
+    entries: list[HistoryEntry]
+    history: sparse.csr_matrix
+    cands: CandidateSet
+
+
 @dataclass
 class RankedList:
     """One response: titles best first with their final scores and provenance, what was counted on the way."""
@@ -110,6 +119,7 @@ class OnlinePipeline:
         self.unit_factors = unit_vectors(self.factors.item_factors_) if self.factors is not None else None
         self.context = ContextFeatures(bundle.definitions)
         self.counters: Counter[str] = Counter()  # totals since start, for metrics
+        self._fresh: tuple[date, np.ndarray] | None = None  # (day, new releases of that day)
         self._lock = threading.Lock()
         self._layout()
 
@@ -139,7 +149,7 @@ class OnlinePipeline:
         self.defaults = np.array([FEATURE_DEFAULTS[by_name[n].aggregation] if isinstance(by_name.get(n), Feature)
                                   else (0.0 if isinstance(by_name.get(n), GenreMatch) else FEATURE_DEFAULTS["attribute"])
                                   for n in self.names], dtype=np.float32)
-        self.entity = {n: by_name[n].entity for n in self.names if n in by_name}
+        self.position = {name: j for j, name in enumerate(self.names)}
         self.matches = [(j, by_name[n]) for j, n in enumerate(self.names) if isinstance(by_name.get(n), GenreMatch)]
 
     # --- the request ---------------------------------------------------------------------------------------------
@@ -158,14 +168,8 @@ class OnlinePipeline:
             timings[name] = round((now - clock) * 1000, 3)
             clock = now
 
-        entries = self.store.history(user_id)
-        history, started = self._history(entries, at, counts)
-        user = self._context(user_id, region, entries, exclude)
-        lap("history")
-        cands = self._candidates(history, started, at)
-        lap("candidates")
-        cands = self._filter(cands, user, at, counts)
-        lap("filter")
+        request = self.candidates(user_id, at, region, exclude, counts, lap)
+        entries, history, cands = request.entries, request.history, request.cands
         fallback = None
         if len(cands.row):
             features = self.features(user_id, cands, entries, at, counts, device)
@@ -193,6 +197,21 @@ class OnlinePipeline:
         with self._lock:
             self.counters.update(counts)
         return out
+
+    def candidates(self, user_id: str, at: datetime, region: str | None = None, exclude: Iterable[str] = (),
+                   counts: Counter | None = None, lap=lambda stage: None) -> Candidates:
+        """The candidates the user may be shown at `at`: every source on the fresh history, then the filters
+        (`counts` gets what was ignored or removed; `lap(stage)` is called after history, candidates and filter)."""
+        counts = Counter() if counts is None else counts
+        entries = self.store.history(user_id)
+        history, started = self._history(entries, at, counts)
+        user = self._context(user_id, region, entries, exclude)
+        lap("history")
+        cands = self._candidates(history, started, at)
+        lap("candidates")
+        cands = self._filter(cands, user, at, counts)
+        lap("filter")
+        return Candidates(entries, history, cands)
 
     def _history(self, entries: Sequence[HistoryEntry], at: datetime,
                  counts: Counter) -> tuple[sparse.csr_matrix, np.ndarray]:
@@ -246,10 +265,13 @@ class OnlinePipeline:
         return gather(sources, quotas, history, np.full(1, -1, dtype=np.int64))
 
     def _new_releases(self, day: date) -> np.ndarray:
-        start = np.datetime64(day - timedelta(days=NEW_RELEASE_DAYS), "D")
-        ok = (self.release >= start) & (self.release <= np.datetime64(day, "D"))
-        cols = np.flatnonzero(ok)
-        return cols[np.argsort(self.release[cols])[::-1]]
+        """The titles released in the NEW_RELEASE_DAYS up to `day`, newest first (computed once a day)."""
+        cached = self._fresh
+        if cached is None or cached[0] != day:
+            start = np.datetime64(day - timedelta(days=NEW_RELEASE_DAYS), "D")
+            cols = np.flatnonzero((self.release >= start) & (self.release <= np.datetime64(day, "D")))
+            cached = self._fresh = (day, cols[np.argsort(self.release[cols])[::-1]])
+        return cached[1]
 
     def _filter(self, cands: CandidateSet, user: UserContext, at: datetime, counts: Counter) -> CandidateSet:
         allowed, reason = self.filter.allowed(user, at)
@@ -267,7 +289,7 @@ class OnlinePipeline:
         n = len(cands.row)
         out = np.empty((n, len(self.names)), dtype=np.float32)
         out[:] = self.defaults
-        position = {name: j for j, name in enumerate(self.names)}
+        position = self.position
         for s, source in enumerate(cands.sources):
             if f"{source}_score" in position:
                 out[:, position[f"{source}_score"]] = cands.score[s]
