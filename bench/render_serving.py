@@ -17,7 +17,7 @@ def section() -> str:
     if r is None:
         return ""
     w, s, load_ = r["world"], r["server"], r["load"]
-    rows = [[NAMES[x["endpoint"]], "max" if x["mode"] == "max" else f"fixed {x['target_rps']:g}/s (70% of max)",
+    rows = [[NAMES[x["endpoint"]], f"fixed {x['target_rps']:g}/s (70% of max)" if x["mode"] == "70%" else x["mode"],
              x["connections"], f"{x['rps']:,.0f}", f"{x['p50_ms']:.1f}", f"{x['p90_ms']:.1f}", f"{x['p99_ms']:.1f}",
              f"{x['server_cpu_ms_per_request']:.2f}", f"{x['server_cores']:.2f}", f"{x['other_cores']:.2f}"]
             for x in r["runs"]]
@@ -39,6 +39,10 @@ def section() -> str:
         f"\"{w['size']}\" (seed {w['seed']}: {w['events']:,} events, {w['users']:,} users, {w['titles']:,} titles), "
         f"built by `streamrec demo --no-serve`; `{s['command']}` with **{s['workers']} workers**, serving model "
         f"version {s['model_version']} ({s['model_kind']}: candidates, filters, LightGBM ranker, MMR). "
+        + (f"Server settings: {s['settings']}. Requests read each user's ranked pool (DESIGN.md \"The serving path\": "
+           "the refresh path ranks and keeps it, the request path applies exclusions, hidden titles, diversity and k); "
+           "the rows marked \"refresh path on every request\" are a second server with pools off, so every request "
+           "runs candidates, filters, features and the ranker. " if "settings" in s else "") +
         f"{load_['tool']} on loopback, 1 thread, {load_['seconds']} s per run (fixed-rate runs twice that), requests "
         f"spread over {load_['users']:,} users by bench/serving.lua; fixed rate: {load_['fixed_rate']} (wrk2 is "
         "not packaged in Debian).",

@@ -102,12 +102,12 @@ def free_port() -> int:
 class Server:
     """`streamrec serve` in its own process group, ready once /readyz says so; stopped with SIGINT."""
 
-    def __init__(self, data: Path, workers: int, port: int, log: Path):
-        self.data, self.workers, self.port, self.log = data, workers, port, log
+    def __init__(self, data: Path, workers: int, port: int, log: Path, env: dict[str, str] | None = None):
+        self.data, self.workers, self.port, self.log, self.env = data, workers, port, log, env or {}
         self.base = f"http://127.0.0.1:{port}"
 
     def __enter__(self) -> Server:
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "STREAMREC_LOGGING__LEVEL": "warning"}
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "STREAMREC_LOGGING__LEVEL": "warning", **self.env}
         self.out = self.log.open("w")
         self.proc = subprocess.Popen(
             [str(BIN / "streamrec"), "--data-dir", str(self.data), "--log-level", "warning", "serve", "--port",
@@ -220,7 +220,9 @@ STAGES = [
     ("pipeline: catalog filters", "_filter", "pipeline/serving.py"),
     ("pipeline: feature rows (online store, genre match, similarity)", "features", "pipeline/serving.py"),
     ("pipeline: LightGBM ranker", "score", "pipeline/ranker.py"),
-    ("pipeline: MMR rerank", "_order", "pipeline/serving.py"),
+    ("pipeline: MMR rerank", "_pick", "pipeline/serving.py"),
+    ("pipeline: request path over the kept pool (exclusions, hidden)", "_from_pool", "pipeline/serving.py"),
+    ("pipeline: kept pool lookup (online store, history fingerprint)", "_pool", "pipeline/serving.py"),
     ("FastAPI: request parsing and validation", "solve_dependencies", "fastapi/"),
     ("FastAPI: response validation and JSON", "serialize_response", "fastapi/"),
 ]
@@ -307,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
             paths[name] = tmp / f"{name}.paths"
             paths[name].write_text("\n".join(template.format(user=u) for u in users) + "\n")
         runs: list[dict] = []
-        with Server(data, args.workers, free_port(), tmp / "server.log") as server:
+        # the serving path of DESIGN.md: every profile's ranked pool is made at load (the batch refresh path) and
+        # requests read it; a pool is ranked again when its user's history changes or its TTL passes
+        pooled = {"STREAMREC_SERVING__WARM_POOLS": str(counts["users"])}
+        with Server(data, args.workers, free_port(), tmp / "server.log", pooled) as server:
             served = server.get("/v1/models")["served"]
             sample = server.get(ENDPOINTS["recommendations"].format(user=users[0]))
             if served is None or served["kind"] != "pipeline" or sample["fallback"] is not None \
@@ -342,6 +347,17 @@ def main(argv: list[str] | None = None) -> int:
             prof.update({"tool": "py-spy record --subprocesses --nonblocking at 200 Hz (threads waiting in select or on a condition left out)",
                          "endpoint": "recommendations", "target_rps": round(rate, 1), "rps": under_profile["rps"],
                          "p99_ms": under_profile["p99_ms"], "seconds": args.seconds})
+        # the refresh path alone, for comparison: no kept pools, every request runs the whole pipeline
+        with Server(data, args.workers, free_port(), tmp / "server-refresh.log",
+                    {"STREAMREC_SERVING__RANKED_TTL_S": "0"}) as server:
+            for endpoint in ("recommendations", "home"):
+                run_wrk(wrk, server.base, paths[endpoint], 8, 3)
+                c = best[endpoint]["connections"]
+                stats = run_wrk(wrk, server.base, paths[endpoint], c, args.seconds, 0.0, server.proc.pid)
+                runs.append({"endpoint": endpoint, "mode": "max, refresh path on every request",
+                             "connections": c, "target_rps": None, **stats})
+                print(json.dumps({"endpoint": endpoint, "mode": runs[-1]["mode"], "rps": stats["rps"],
+                                  "p99_ms": stats["p99_ms"]}), flush=True)
     at70 = {r["endpoint"]: r for r in runs if r["mode"] == "70%"}
     ratio = best["recommendations"]["rps"] / best["healthz"]["rps"]
     result = {
@@ -350,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         "world": {"size": args.size if args.data is None else f"data folder {args.data}", "seed": args.seed,
                   **counts, "build_seconds": round(world_seconds, 1)},
         "server": {"command": "streamrec serve --workers N --clock data --model champion", "workers": args.workers,
+                   "settings": "STREAMREC_SERVING__WARM_POOLS=<all users> (pools ranked at load), ranked_ttl_s and "
+                               "ranked_pool at their defaults; the refresh-path rows: STREAMREC_SERVING__RANKED_TTL_S=0",
                    "model_version": served["version"], "model_kind": served["kind"]},
         "load": {"tool": wrk_version, "threads": 1, "seconds": args.seconds, "users": len(users),
                  "fixed_rate": "bench/serving.lua delay(): a schedule of 1/rate seconds per request, catching up "

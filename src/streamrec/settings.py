@@ -28,6 +28,46 @@ class DuckDBEventStoreConfig(BaseModel, extra="forbid"):
 EventStoreConfig = Annotated[DuckDBEventStoreConfig, Field(discriminator="type")]
 
 
+class _EventBusCommon(BaseModel, extra="forbid"):
+    """What every event bus backend shares: its bound, backpressure and delivery rules."""
+
+    maxlen: int = Field(10_000, ge=1, description="the bus keeps about this many newest entries (Redis: MAXLEN ~); a "
+                                                    "consumer group holding this many unacknowledged entries makes "
+                                                    "publishers wait (backpressure)")
+    publish_timeout_s: float = Field(5.0, ge=0, description="how long a publish waits for room before it fails "
+                                                            "(BackendError)")
+    group: str = Field("workers", min_length=1, max_length=200, description="consumer group of `streamrec worker`")
+    claim_idle_ms: int = Field(30_000, ge=1, description="an entry delivered but not acknowledged for this long is "
+                                                         "delivered again, to any consumer of its group (its "
+                                                         "consumer died, or its handler failed)")
+    max_deliveries: int = Field(5, ge=1, description="an entry whose handler failed on this many deliveries goes to "
+                                                     "the dead letters with the reason")
+
+
+class InProcessEventBusConfig(_EventBusCommon):
+    """Queue and consumer groups in this process's memory (the embedded default)."""
+
+    type: Literal["inprocess"] = "inprocess"
+
+
+class RedisEventBusConfig(_EventBusCommon):
+    """Redis Streams: XADD MAXLEN ~, consumer groups (XREADGROUP/XACK), XAUTOCLAIM, a dead-letter stream."""
+
+    type: Literal["redis"] = "redis"
+    url: str = Field("redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL (password inside)")
+    stream: str = Field("streamrec:events", min_length=1, description="the stream key")
+    dead_letter_stream: str | None = Field(None, description="stream of dead letters (default: STREAM:dead)")
+    socket_timeout_s: float = Field(10.0, gt=0, description="a Redis command fails after this long (a consumer "
+                                                            "waits at most half of it for new entries per poll)")
+
+    @property
+    def dead_stream(self) -> str:
+        return self.dead_letter_stream or f"{self.stream}:dead"
+
+
+EventBusConfig = Annotated[InProcessEventBusConfig | RedisEventBusConfig, Field(discriminator="type")]
+
+
 class IngestConfig(BaseModel, extra="forbid"):
     """Validation rules and policies for ingestion (shared by batch files and the events API)."""
 
@@ -293,6 +333,13 @@ class ServingConfig(BaseModel, extra="forbid"):
     default_region: str | None = Field(None, description="region of a request without one for an unknown user "
                                                          "(default: the most common region of the profiles)")
     trending_days: float = Field(7.0, gt=0, description="trending counts engagements of this many last days")
+    ranked_ttl_s: float = Field(
+        300.0, ge=0, description="how long (in request time) a user's ranked pool from the refresh path answers "
+                                 "requests while their history is unchanged; 0: every request runs the whole pipeline")
+    warm_pools: int = Field(0, ge=0, description="at model load, before the swap, rank the pools of this many "
+                                                 "profiles, most recently active first (the batch refresh path)")
+    ranked_pool: int = Field(100, ge=50, le=10_000, description="titles kept per ranked pool (requests with more "
+                                                                "exclusions than it can spare run the whole pipeline)")
 
 
 class LoggingConfig(BaseModel, extra="forbid"):
@@ -317,6 +364,7 @@ class Settings(BaseSettings):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    event_bus: EventBusConfig = Field(default_factory=InProcessEventBusConfig)
 
     @property
     def event_store_path(self) -> Path:

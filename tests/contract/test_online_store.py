@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from streamrec.errors import DataError
-from streamrec.storage.online import HistoryEntry, MemoryOnlineStore
+from streamrec.storage.online import HistoryEntry, MemoryOnlineStore, RankedPool
 
 T0 = datetime(2026, 3, 1, 12, 0)
 BACKENDS = {"memory": lambda: MemoryOnlineStore(history_length=3)}
@@ -66,3 +67,23 @@ def test_hidden_titles(store):
     store.hide("u1", "t9")
     store.hide("u1", "t9")
     assert store.hidden("u1") == frozenset({"t9"}) and store.hidden("u2") == frozenset()
+
+
+def _pool(stamp: str = "s1") -> RankedPool:
+    return RankedPool(("t2", "t1"), (0.9, 0.5), ("ease", "als"), stamp, T0.replace(tzinfo=UTC).timestamp())
+
+
+def test_ranked_pools_round_trip_per_user_and_key_and_are_replaced(store):
+    store.put_ranked("u1", "v1|EU|tv", _pool(), ttl_s=60)
+    got = store.get_ranked("u1", "v1|EU|tv")
+    assert got == _pool() and got.fallback is None
+    assert store.get_ranked("u1", "v2|EU|tv") is None and store.get_ranked("u2", "v1|EU|tv") is None
+    store.put_ranked("u1", "v1|EU|tv", _pool("s2"), ttl_s=60)
+    assert store.get_ranked("u1", "v1|EU|tv").stamp == "s2"
+
+
+def test_ranked_pools_expire(store):
+    store.put_ranked("u1", "k", _pool(), ttl_s=0.05)
+    assert store.get_ranked("u1", "k") is not None
+    time.sleep(0.2)
+    assert store.get_ranked("u1", "k") is None

@@ -173,8 +173,8 @@ def test_a_failing_ranker_falls_back_to_candidate_scores_counted(api):
     ranker = state.holder.current.pipeline.bundle.ranker
     names = ranker.names_
     ranker.names_ = names[:-1]  # the ranker now rejects the rows: score() raises
-    try:
-        body = client.get(f"/v1/users/{api['users'][0]}/recommendations").json()
+    try:  # a device no earlier request used: no kept pool, so the refresh path ranks (and fails) now
+        body = client.get(f"/v1/users/{api['users'][0]}/recommendations", params={"device": "brokenranker"}).json()
     finally:
         ranker.names_ = names
     assert body["fallback"] == "candidate_scores" and body["items"]
@@ -308,3 +308,19 @@ def test_no_input_makes_a_server_error(api):
                 continue
             tried += 1
     assert tried >= 9 + 5
+
+
+def test_warm_pools_rank_active_users_at_load_so_their_first_request_only_reads(world):
+    settings = world["settings"].model_copy(update={"serving": world["settings"].serving.model_copy(
+        update={"warm_pools": 5})})
+    state = build_state(settings)
+    client = TestClient(create_app(settings, state), raise_server_exceptions=False)
+    served = state.world.store
+    active = sorted((u for u in state.world.profiles if served.history(u)), key=lambda u: (served.history(u)[-1].ts, u),
+                    reverse=True)[:5]
+    for user in active:
+        assert client.get(f"/v1/users/{user}/recommendations").status_code == 200
+    metrics = client.get("/metrics").text
+    hits = [line for line in metrics.splitlines() if line.startswith('streamrec_pipeline_events_total{name="ranked_pool_hit"}')]
+    assert hits and float(hits[0].split()[-1]) == 5
+    assert 'streamrec_pipeline_events_total{name="ranked_pool_refresh"}' not in metrics

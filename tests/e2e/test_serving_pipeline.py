@@ -141,3 +141,66 @@ def test_online_feature_rows_equal_the_offline_rows(served):
     for n in shared:
         np.testing.assert_allclose(online[:, pipeline.names.index(n)], offline[:, names.index(n)], rtol=1e-5,
                                    equal_nan=True, err_msg=n)
+
+
+# --- the request path over kept pools (DESIGN.md "The serving path") ------------------------------------------------
+def pooled(served, ttl_s: float = 600.0, name: str = "v1") -> OnlinePipeline:
+    """A second pipeline over the same bundle and store whose requests read kept ranked pools."""
+    base = served["pipeline"]
+    bundle = PipelineBundle.load(served["folder"])
+    with DuckDBEventStore(DuckDBEventStoreConfig(), served["tiny"]) as store:
+        catalog = ServingCatalog.from_store(store.con)
+    return OnlinePipeline(bundle, catalog, base.store, ranked_ttl_s=ttl_s, name=name)
+
+
+def test_the_request_path_over_a_kept_pool_answers_as_the_full_pipeline(served):
+    full, at = served["pipeline"], served["at"]
+    fast = pooled(served)
+    for user in served["users"][:12]:
+        for kwargs in ({"k": 10}, {"k": 20, "diversity": 0.0}, {"k": 5, "exclude": full.recommend(user, at=at).items[:3]},
+                       {"k": 10, "region": "XX"}, {"k": 10, "device": "tv"}):
+            want = full.recommend(user, at=at, **kwargs)
+            first, again = fast.recommend(user, at=at, **kwargs), fast.recommend(user, at=at, **kwargs)
+            assert first.counts.get("ranked_pool_refresh", 0) + first.counts.get("ranked_pool_hit", 0) == 1
+            assert again.counts.get("ranked_pool_hit", 0) == 1 and "candidates" not in again.timings_ms
+            for got in (first, again):
+                assert (got.items, got.sources, got.fallback) == (want.items, want.sources, want.fallback), (user, kwargs)
+                np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
+
+
+def test_a_new_event_or_the_ttl_makes_the_next_request_rank_again(served):
+    at, store = served["at"], served["store"]
+    fast = pooled(served, ttl_s=600.0, name="v-fresh")
+    user = served["users"][5]
+    before = fast.recommend(user, at=at, diversity=0.0)
+    assert fast.recommend(user, at=at + timedelta(seconds=599), diversity=0.0).counts.get("ranked_pool_hit", 0) == 1
+    assert fast.recommend(user, at=at + timedelta(seconds=601), diversity=0.0).counts.get("ranked_pool_refresh", 0) == 1
+    watched = before.items[0]
+    store.add_history(user, [HistoryEntry(watched, at - timedelta(seconds=2), "complete", 1.0)])
+    after = fast.recommend(user, at=at, diversity=0.0)
+    assert after.counts.get("ranked_pool_refresh", 0) == 1 and watched not in after.items
+    store.hide(user, after.items[0])  # hidden titles are a request-time rule: the kept pool answers without it
+    hidden = fast.recommend(user, at=at, diversity=0.0)
+    assert hidden.counts.get("ranked_pool_hit", 0) == 1 and after.items[0] not in hidden.items
+    assert hidden.items[:5] == after.items[1:6]
+
+
+def test_pools_are_kept_per_model_and_explanations_take_the_full_path(served):
+    at = served["at"]
+    user = served["users"][6]
+    one, other = pooled(served, name="model-a"), pooled(served, name="model-b")
+    one.recommend(user, at=at)
+    assert other.recommend(user, at=at).counts.get("ranked_pool_refresh", 0) == 1  # another model never reads a's pool
+    explained = one.recommend(user, at=at, explain_items=True)
+    assert explained.explanations and "ranked_pool_hit" not in explained.counts
+    many = one.recommend(user, at=at, k=10, exclude=one.recommend(user, at=at, k=100).items[:95])
+    assert "candidates" in many.timings_ms  # a cut pool cannot spare 95 exclusions: the full pipeline answers
+    assert not set(many.items) & set(one.recommend(user, at=at, k=100).items[:95])
+
+
+def test_refresh_keeps_a_pool_for_the_request_path(served):
+    at, user = served["at"], served["users"][7]
+    fast = pooled(served, name="v-batch")
+    pool = fast.refresh(user, at)
+    assert 0 < len(pool.items) <= fast.pool_size and list(pool.scores) == sorted(pool.scores, reverse=True)
+    assert fast.recommend(user, at=at).counts.get("ranked_pool_hit", 0) == 1

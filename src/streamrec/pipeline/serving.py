@@ -2,6 +2,12 @@
 (folded in from the fresh history, no retraining) → the catalog's filters → feature rows (online store plus the
 request) → the LightGBM ranker → MMR diversity → explanations.
 
+Two paths (DESIGN.md "The serving path"): the refresh path runs all of that and keeps the user's best titles (a
+`RankedPool`) in the online store; the request path reads the pool and applies only what a request changes: its
+exclusions, hidden titles, diversity and k. A pool answers while the history it was ranked from is unchanged (a new
+play changes the history's fingerprint, so the next request ranks again) and for `ranked_ttl_s` of request time.
+Both paths give the same list for the same history and time.
+
 Bad input never fails a request: a title in the history that the models do not know is ignored, and a missing or
 stale feature gets its documented default (`FEATURE_DEFAULTS`); both are counted, per response and in total.
 """
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +46,7 @@ from streamrec.pipeline.rerank import mmr
 from streamrec.pipeline.similarity import NAME as SIMILARITY, latest_distinct, recent_similarity, unit_vectors
 from streamrec.pipeline.sources import CONTINUE_FINISHED, NEW_RELEASE_DAYS, model_sources
 from streamrec.settings import PreprocessConfig
-from streamrec.storage.online.base import HistoryEntry, OnlineStore
+from streamrec.storage.online.base import HistoryEntry, OnlineStore, RankedPool
 
 log = get_logger(__name__)
 
@@ -49,6 +56,15 @@ log = get_logger(__name__)
 FEATURE_DEFAULTS = {"count": 0.0, "sum": 0.0, "mean": np.nan, "days_since_last": np.nan, "attribute": np.nan}
 ENGAGED = ("play", "progress", "complete")
 POOL = 50  # MMR picks the list from the ranker's best 50
+
+
+def history_stamp(entries: Sequence[HistoryEntry]) -> str:
+    """A fingerprint of a kept history that changes with every added event (new ones are newest; a late one past the
+    length limit pushes out the oldest), stable across processes (a shared online store compares it)."""
+    if not entries:
+        return "0"
+    first, last = entries[0], entries[-1]
+    return f"{len(entries)}|{first.ts.isoformat()}|{last.ts.isoformat()}|{last.item_id}|{last.type}"
 
 
 @dataclass(frozen=True)
@@ -99,8 +115,13 @@ class OnlinePipeline:
     """A fitted bundle, the catalog and an online store, ready to answer `recommend` (thread-safe)."""
 
     def __init__(self, bundle: PipelineBundle, catalog: ServingCatalog, store: OnlineStore,
-                 max_feature_age: timedelta = timedelta(days=2), preprocess: PreprocessConfig | None = None):
+                 max_feature_age: timedelta = timedelta(days=2), preprocess: PreprocessConfig | None = None,
+                 ranked_ttl_s: float = 0.0, pool_size: int = 100, name: str | None = None):
+        """`ranked_ttl_s` > 0 turns on the request path over kept pools of `pool_size` titles; `name` keys them (the
+        model version: a pool of another model is never read)."""
         self.bundle, self.store, self.max_feature_age = bundle, store, max_feature_age
+        self.ranked_ttl_s, self.pool_size = ranked_ttl_s, max(pool_size, POOL)
+        self.name = name or uuid.uuid4().hex
         self.weights = preprocess or PreprocessConfig()
         self.item_ids = np.asarray(bundle.item_ids, dtype=object)
         self.index = {item: i for i, item in enumerate(self.item_ids.tolist())}
@@ -158,6 +179,7 @@ class OnlinePipeline:
                   diversity: float | None = None, device: str | None = None) -> RankedList:
         """The user's ranked list of k titles as of `at` (default: now, UTC), for a request from `device`."""
         at = at or datetime.now(UTC).replace(tzinfo=None)
+        diversity = self.bundle.config.diversity if diversity is None else diversity
         counts: Counter[str] = Counter()
         timings: dict[str, float] = {}
         clock = time.perf_counter()
@@ -168,42 +190,104 @@ class OnlinePipeline:
             timings[name] = round((now - clock) * 1000, 3)
             clock = now
 
-        request = self.candidates(user_id, at, region, exclude, counts, lap)
-        entries, history, cands = request.entries, request.history, request.cands
-        fallback = None
-        if len(cands.row):
-            features = self.features(user_id, cands, entries, at, counts, device)
-            lap("features")
-            try:
-                scores = self.bundle.ranker.score(features)
-            except Exception as exc:  # a broken ranker must not fail the request: fall back to the source order
-                log.warning("ranker.failed", error=type(exc).__name__)
-                scores, fallback = self._source_order(cands), "candidate_scores"
-                counts["ranker_failed"] += 1
-            lap("ranker")
-        else:
-            features, scores = np.zeros((0, len(self.names)), np.float32), np.zeros(0, np.float32)
-        picks = self._order(scores, cands, k, self.bundle.config.diversity if diversity is None else diversity)
+        entries = self.store.history(user_id)
+        out = None
+        if self.ranked_ttl_s > 0 and not explain_items:
+            pool = self._pool(user_id, entries, at, region, device, counts, lap)
+            out = self._from_pool(user_id, pool, k, exclude, diversity)
+            lap("rerank")
+        if out is None:
+            out = self._ranked(user_id, entries, at, region, exclude, explain_items, diversity, device, k, counts,
+                               lap)
+        out.counts, out.timings_ms = dict(counts), timings
+        with self._lock:
+            self.counters.update(counts)
+        return out
+
+    def refresh(self, user_id: str, at: datetime, region: str | None = None, device: str | None = None) -> RankedPool:
+        """The refresh path alone: rank the user's candidates now and keep the pool (batch warm-up, the worker)."""
+        return self._pool(user_id, self.store.history(user_id), at, region, device, Counter(), lambda stage: None,
+                          force=True)
+
+    def _pool(self, user_id: str, entries: list[HistoryEntry], at: datetime, region: str | None, device: str | None,
+              counts: Counter, lap, force: bool = False) -> RankedPool:
+        """The kept pool when it still holds (same history, request time within the TTL), else a fresh one, kept."""
+        key, stamp = f"{self.name}|{region or ''}|{device or ''}", history_stamp(entries)
+        when = at.replace(tzinfo=UTC).timestamp() if at.tzinfo is None else at.timestamp()
+        pool = None if force else self.store.get_ranked(user_id, key)
+        if pool is not None and pool.stamp == stamp and abs(when - pool.as_of) <= self.ranked_ttl_s:
+            counts["ranked_pool_hit"] += 1
+            lap("pool")
+            return pool
+        counts["ranked_pool_refresh"] += 1
+        cands = self.candidates(user_id, at, region, (), counts, lap, entries=entries).cands
+        scores, fallback, _ = self._score(user_id, cands, entries, at, counts, device, lap)
+        best = np.argsort(-scores, kind="stable")[:self.pool_size]
+        pool = RankedPool(tuple(self.item_ids[cands.col[best]].tolist()), tuple(scores[best].tolist()),
+                          tuple(cands.sources[o] for o in cands.origin[best]), stamp, when, fallback)
+        self.store.put_ranked(user_id, key, pool, self.ranked_ttl_s)
+        return pool
+
+    def _from_pool(self, user_id: str, pool: RankedPool, k: int, exclude: Iterable[str],
+                   diversity: float) -> RankedList | None:
+        """The request path: the pool less this request's exclusions and hidden titles, then diversity and k. None
+        when a cut pool keeps too few titles to pick from as the full path would."""
+        drop = self.store.hidden(user_id) | frozenset(exclude)
+        keep = [i for i, item in enumerate(pool.items) if item not in drop] if drop else list(range(len(pool.items)))
+        if len(pool.items) >= self.pool_size and len(keep) < (max(POOL, k) if diversity > 0 else k):
+            return None
+        index = self.index
+        cols = np.fromiter((index[pool.items[i]] for i in keep), dtype=np.int64, count=len(keep))
+        scores = np.array([pool.scores[i] for i in keep], dtype=np.float32)
+        picks = self._pick(scores, cols, k, diversity)
+        return RankedList(user_id, self.item_ids[cols[picks]].tolist(), scores[picks].astype(float).tolist(),
+                          [pool.sources[keep[p]] for p in picks], fallback=pool.fallback)
+
+    def _ranked(self, user_id: str, entries: list[HistoryEntry], at: datetime, region: str | None,
+                exclude: Iterable[str], explain_items: bool, diversity: float, device: str | None, k: int,
+                counts: Counter, lap) -> RankedList:
+        """The full path for one request (explanations need its feature rows)."""
+        request = self.candidates(user_id, at, region, exclude, counts, lap, entries=entries)
+        history, cands = request.history, request.cands
+        scores, fallback, features = self._score(user_id, cands, entries, at, counts, device, lap)
+        picks = self._pick(scores, cands.col, k, diversity)
         lap("rerank")
         cols = cands.col[picks]
         sources = [cands.sources[o] for o in cands.origin[picks]]
         out = RankedList(user_id, self.item_ids[cols].tolist(), scores[picks].astype(float).tolist(), sources,
-                         fallback=fallback, counts=dict(counts), timings_ms=timings)
+                         fallback=fallback)
         if explain_items and len(picks):
             ease = self.bundle.models.get("ease")
             contributions = self.bundle.ranker.contributions(features[picks]) if fallback is None else None
             out.explanations = explain(self.item_ids, cols, scores[picks], sources, history,
                                        getattr(ease, "weights_", None), contributions, self.names)
-        with self._lock:
-            self.counters.update(counts)
         return out
 
+    def _score(self, user_id: str, cands: CandidateSet, entries: list[HistoryEntry], at: datetime, counts: Counter,
+               device: str | None, lap) -> tuple[np.ndarray, str | None, np.ndarray]:
+        """(ranker scores, the fallback that scored instead, feature rows) of the candidates."""
+        if not len(cands.row):
+            return np.zeros(0, np.float32), None, np.zeros((0, len(self.names)), np.float32)
+        features = self.features(user_id, cands, entries, at, counts, device)
+        lap("features")
+        fallback = None
+        try:
+            scores = self.bundle.ranker.score(features)
+        except Exception as exc:  # a broken ranker must not fail the request: fall back to the source order
+            log.warning("ranker.failed", error=type(exc).__name__)
+            scores, fallback = self._source_order(cands), "candidate_scores"
+            counts["ranker_failed"] += 1
+        lap("ranker")
+        return scores, fallback, features
+
     def candidates(self, user_id: str, at: datetime, region: str | None = None, exclude: Iterable[str] = (),
-                   counts: Counter | None = None, lap=lambda stage: None) -> Candidates:
-        """The candidates the user may be shown at `at`: every source on the fresh history, then the filters
-        (`counts` gets what was ignored or removed; `lap(stage)` is called after history, candidates and filter)."""
+                   counts: Counter | None = None, lap=lambda stage: None,
+                   entries: list[HistoryEntry] | None = None) -> Candidates:
+        """The candidates the user may be shown at `at`: every source on the fresh history (`entries`, default: read
+        from the store), then the filters (`counts` gets what was ignored or removed; `lap(stage)` is called after
+        history, candidates and filter)."""
         counts = Counter() if counts is None else counts
-        entries = self.store.history(user_id)
+        entries = self.store.history(user_id) if entries is None else entries
         history, started = self._history(entries, at, counts)
         user = self._context(user_id, region, entries, exclude)
         lap("history")
@@ -356,9 +440,10 @@ class OnlinePipeline:
         ranks = np.where(cands.rank >= 0, cands.rank, np.iinfo(np.int32).max).min(axis=0)
         return (-(cands.origin.astype(np.float32) * 1e6 + ranks)).astype(np.float32)
 
-    def _order(self, scores: np.ndarray, cands: CandidateSet, k: int, diversity: float) -> np.ndarray:
+    def _pick(self, scores: np.ndarray, cols: np.ndarray, k: int, diversity: float) -> np.ndarray:
+        """Positions of the k titles to show: the best by score, or MMR over genres among the best POOL."""
         best = np.argsort(-scores, kind="stable")
         if diversity > 0 and self.genres.shape[1] and len(best) > 1:
             pool = best[:max(POOL, k)]
-            return pool[mmr(scores[pool], self.genres[cands.col[pool]], k, diversity)]
+            return pool[mmr(scores[pool], self.genres[cols[pool]], k, diversity)]
         return best[:k]

@@ -135,13 +135,37 @@ def model_loader(settings, world: ServingWorld, fill_features: Callable[[list], 
             if is_bundle(folder):
                 bundle = PipelineBundle.load(folder)
                 fill_features(bundle.definitions)
-                pipeline = OnlinePipeline(bundle, world.catalog, world.store,
-                                          timedelta(seconds=settings.serving.max_feature_age_s), settings.preprocess)
+                cfg = settings.serving
+                pipeline = OnlinePipeline(bundle, world.catalog, world.store, timedelta(seconds=cfg.max_feature_age_s),
+                                          settings.preprocess, ranked_ttl_s=cfg.ranked_ttl_s,
+                                          pool_size=cfg.ranked_pool, name=version)
                 served = ServedModel(version, "pipeline", ref, pipeline=pipeline)
             else:
                 model = load_model(folder)
                 served = ServedModel(version, model.name, ref, single=SingleModelServer(model, world))
         served.recommend("__warm_up__", k=1, at=world.clock())  # a model that cannot answer is not swapped in
+        if served.pipeline is not None and settings.serving.ranked_ttl_s > 0 and settings.serving.warm_pools:
+            warm_pools(served.pipeline, world, settings.serving.warm_pools)
         return served
 
     return load
+
+
+def warm_pools(pipeline: OnlinePipeline, world: ServingWorld, n: int) -> int:
+    """The batch refresh path: rank and keep the pools of the `n` most recently active profiles for requests without
+    region or device (the context most requests carry). Returns how many were ranked."""
+    import time
+
+    began = time.perf_counter()
+    last: list[tuple[datetime, str]] = []
+    for user in world.profiles:
+        history = world.store.history(user)
+        if history:
+            last.append((history[-1].ts, user))
+    last.sort(reverse=True)
+    at = world.clock()
+    for _, user in last[:n]:
+        pipeline.refresh(user, at, region=world.region_of(user, None))
+    done = min(n, len(last))
+    log.info("pools.warmed", users=done, seconds=round(time.perf_counter() - began, 2))
+    return done

@@ -3,7 +3,8 @@ tests/contract/test_online_store.py.
 
 Features are stored as float32 vectors per entity under one named schema (the feature names in order), each with
 the time it was computed as of, so a reader can tell stale values from fresh ones. Histories are each user's
-latest engagement events, newest last.
+latest engagement events, newest last. Ranked lists are the refresh path's output (DESIGN.md "The serving path"):
+a user's best titles for one model and request context, kept until they expire, so the request path only reads them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ class FeatureRows:
         return ~np.isnan(self.as_of)
 
 
+@dataclass(frozen=True)
+class RankedPool:
+    """One user's ranked titles, best first, for one model and context: scores and provenance per title, the
+    fingerprint of the history they were ranked from (`stamp`), the request time they were ranked for (epoch
+    seconds), and the fallback that produced them (None: the ranker)."""
+
+    items: tuple[str, ...]
+    scores: tuple[float, ...]
+    sources: tuple[str, ...]
+    stamp: str
+    as_of: float
+    fallback: str | None = None
+
+
 class OnlineStore(Protocol):
     def put_features(self, entity: str, names: Sequence[str], keys: Sequence[str], values: np.ndarray,
                      as_of: datetime) -> int:
@@ -64,6 +79,14 @@ class OnlineStore(Protocol):
         ...
 
     def hidden(self, user: str) -> frozenset[str]:
+        ...
+
+    def put_ranked(self, user: str, key: str, pool: RankedPool, ttl_s: float) -> None:
+        """Keep the user's ranked pool under `key` (model and context) for `ttl_s` seconds, replacing the old one."""
+        ...
+
+    def get_ranked(self, user: str, key: str) -> RankedPool | None:
+        """The pool kept under `key`, or None (never stored, expired, or evicted)."""
         ...
 
     def close(self) -> None: ...

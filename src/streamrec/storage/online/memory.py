@@ -7,14 +7,15 @@ titles of one request is one dict lookup per key and one fancy index, not 500 sm
 from __future__ import annotations
 
 import threading
-from collections import defaultdict, deque
+import time
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
 
 from streamrec.errors import DataError
-from streamrec.storage.online.base import FeatureRows, HistoryEntry
+from streamrec.storage.online.base import FeatureRows, HistoryEntry, RankedPool
 
 
 class _Table:
@@ -38,10 +39,12 @@ class _Table:
 
 
 class MemoryOnlineStore:
-    """Thread-safe in-process online store (see OnlineStore)."""
+    """Thread-safe in-process online store (see OnlineStore). Ranked pools are bounded: past `max_ranked` the least
+    recently used are evicted (the request path then ranks that user again)."""
 
-    def __init__(self, history_length: int = 200):
-        self.history_length = history_length
+    def __init__(self, history_length: int = 200, max_ranked: int = 200_000):
+        self.history_length, self.max_ranked = history_length, max_ranked
+        self._ranked: OrderedDict[tuple[str, str], tuple[RankedPool, float]] = OrderedDict()
         self._tables: dict[str, _Table] = {}
         self._history: dict[str, deque[HistoryEntry]] = defaultdict(lambda: deque(maxlen=self.history_length))
         self._hidden: dict[str, set[str]] = defaultdict(set)
@@ -96,6 +99,24 @@ class MemoryOnlineStore:
 
     def hidden(self, user: str) -> frozenset[str]:
         return frozenset(self._hidden.get(user, ()))
+
+    def put_ranked(self, user: str, key: str, pool: RankedPool, ttl_s: float) -> None:
+        with self._lock:
+            self._ranked[(user, key)] = (pool, time.monotonic() + ttl_s)
+            self._ranked.move_to_end((user, key))
+            while len(self._ranked) > self.max_ranked:
+                self._ranked.popitem(last=False)
+
+    def get_ranked(self, user: str, key: str) -> RankedPool | None:
+        with self._lock:
+            kept = self._ranked.get((user, key))
+            if kept is None:
+                return None
+            if kept[1] <= time.monotonic():
+                del self._ranked[(user, key)]
+                return None
+            self._ranked.move_to_end((user, key))
+            return kept[0]
 
     def close(self) -> None:
         pass
