@@ -27,3 +27,35 @@ def tiny_world_store(tmp_path_factory) -> Path:
         ingest_paths(store, [root / "world"], IngestConfig())
         run_preprocess(store.con, PreprocessConfig())
     return root / "events.duckdb"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One real redis-server for the whole session (tests/redis_helpers.py installs Debian's if missing).
+    Tests share it: each uses keys of its own (or `redis_url`, which empties the database first)."""
+    from tests.redis_helpers import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """URL of the session's redis-server, database emptied for this test."""
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server for this test alone, which it may stop, kill and start again on the same port (fault tests);
+    persistent (append-only file, fsync always) so data survive a restart. Stopped at the end."""
+    from tests.redis_helpers import RedisServer
+
+    server = RedisServer(tmp_path / "redis", persist=True).start()
+    yield server
+    server.stop()
