@@ -12,7 +12,8 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError as PydanticValidationError, model_validator
+from pydantic import BaseModel, Discriminator, Field, SecretStr, Tag, model_validator
+from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from streamrec.errors import ConfigError
@@ -65,7 +66,15 @@ class RedisEventBusConfig(_EventBusCommon):
         return self.dead_letter_stream or f"{self.stream}:dead"
 
 
-EventBusConfig = Annotated[InProcessEventBusConfig | RedisEventBusConfig, Field(discriminator="type")]
+def _bus_type(value: Any) -> str:
+    """The event bus's type; a table or environment variables without one configure the in-process default."""
+    return str(value.get("type", "inprocess") if isinstance(value, dict) else getattr(value, "type", "inprocess"))
+
+
+EventBusConfig = Annotated[
+    Annotated[InProcessEventBusConfig, Tag("inprocess")] | Annotated[RedisEventBusConfig, Tag("redis")],
+    Discriminator(_bus_type),
+]
 
 
 class IngestConfig(BaseModel, extra="forbid"):
