@@ -31,8 +31,8 @@ def open_event_bus(config: EventBusConfig) -> EventBus:
     """The bus `config` describes (the Redis driver is imported only when chosen).
 
     Raises:
-        ConfigError: the Redis backend is chosen but the redis package is missing.
-        BackendError: the Redis server cannot be reached.
+        ConfigError: the Redis backend is chosen but the redis package is missing (the server is first reached by
+            the first publish or consumer).
     """
     if config.type == "redis":
         from streamrec.events.bus.redis_streams import RedisEventBus

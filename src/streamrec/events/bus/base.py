@@ -225,9 +225,10 @@ class BaseConsumer(ABC):
 
     # backend primitives
     @abstractmethod
-    def _claim(self, count: int) -> tuple[list[Entry], list[str]]:
+    def _claim(self, count: int) -> tuple[list[Entry], list[str], bool]:
         """Up to `count` entries pending longer than `claim_idle_ms` in this group, now this consumer's (their
-        delivery counted), and the ids of pending entries that the bus no longer holds (trimmed)."""
+        delivery counted), the ids of pending entries that the bus no longer holds (trimmed), and whether the scan
+        of the pending entries stopped before their end (look again at the next poll)."""
 
     @abstractmethod
     def _read(self, count: int, block_ms: int) -> list[Entry]:
@@ -245,9 +246,9 @@ class BaseConsumer(ABC):
         stats = PollStats()
         now = time.monotonic()
         if now >= self._next_claim:
-            claimed, lost = self._claim(self.count)
-            # a full batch: more may be idle, look again next poll; otherwise after half the idle time
-            self._next_claim = now if len(claimed) >= self.count else now + self.claim_idle_ms / 2000
+            claimed, lost, more = self._claim(self.count)
+            # more may be idle: look again at the next poll; otherwise after half the idle time
+            self._next_claim = now if more or len(claimed) >= self.count else now + self.claim_idle_ms / 2000
             if lost:
                 self._bury([DeadLetter(i, "trimmed", "the entry was trimmed from the stream before it was "
                                                      "acknowledged", self.group, self.name, 0, "") for i in lost])

@@ -129,7 +129,7 @@ class InProcessConsumer(BaseConsumer):
         super().__init__(group, name, handler, count, bus.config.claim_idle_ms, bus.config.max_deliveries)
         self._bus = bus
 
-    def _claim(self, count: int) -> tuple[list[Entry], list[str]]:
+    def _claim(self, count: int) -> tuple[list[Entry], list[str], bool]:
         bus, claimed, lost = self._bus, [], []
         with bus._cond:
             g = bus._groups[self.group]
@@ -149,7 +149,7 @@ class InProcessConsumer(BaseConsumer):
                     break
             if lost:
                 bus._cond.notify_all()
-        return claimed, lost
+        return claimed, lost, False
 
     def _read(self, count: int, block_ms: int) -> list[Entry]:
         bus = self._bus

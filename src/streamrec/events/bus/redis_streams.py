@@ -200,21 +200,23 @@ class RedisConsumer(BaseConsumer):
             out.append(entry_from_payload(entry_id, n, payload))
         return out
 
-    def _claim(self, count: int) -> tuple[list[Entry], list[str]]:
+    def _claim(self, count: int) -> tuple[list[Entry], list[str], bool]:
         with self._group_call("take over idle entries (XAUTOCLAIM)"):
             reply = self._r.xautoclaim(self._stream, self.group, self.name, self.claim_idle_ms,
                                        start_id=self._cursor, count=count)
         self._cursor = _text(reply[0])
+        more = self._cursor != "0-0"  # XAUTOCLAIM scans at most 10 x count pending entries per call
         rows = [row for row in reply[1] if row and row[0] is not None]
         lost = [_text(i) for i in reply[2]] if len(reply) > 2 else []
         if not rows:
-            return [], lost
+            return [], lost, more
         ids = [_text(r[0]) for r in rows]
         with self._group_call("read delivery counts (XPENDING)"):
-            pending = self._r.xpending_range(self._stream, self.group, min=ids[0], max=ids[-1], count=len(ids) * 2,
-                                             consumername=self.name)
-        counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
-        return self._entries(rows, counts), lost
+            pipe = self._r.pipeline(transaction=False)
+            for i in ids:  # one entry each: the count is exact whatever else this consumer holds
+                pipe.xpending_range(self._stream, self.group, min=i, max=i, count=1)
+            counts = {_text(p["message_id"]): int(p["times_delivered"]) for reply_ in pipe.execute() for p in reply_}
+        return self._entries(rows, counts), lost, more
 
     def _read(self, count: int, block_ms: int) -> list[Entry]:
         block = min(block_ms, self._max_block_ms) or None  # 0 would block for ever
