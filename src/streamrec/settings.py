@@ -77,6 +77,42 @@ EventBusConfig = Annotated[
 ]
 
 
+class MemoryOnlineStoreConfig(BaseModel, extra="forbid"):
+    """Online store in the serving process's memory (the embedded default): one process, gone when it stops."""
+
+    type: Literal["memory"] = "memory"
+    history_length: int = Field(200, ge=1, description="engagements kept per user, newest")
+    max_ranked: int = Field(200_000, ge=1, description="ranked pools kept; past it the least recently used go")
+
+
+class RedisOnlineStoreConfig(BaseModel, extra="forbid"):
+    """Online store on Redis: shared by serving processes and realtime workers, survives their restarts."""
+
+    type: Literal["redis"] = "redis"
+    url: str = Field("redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL (password inside)")
+    namespace: str = Field("streamrec", min_length=1, max_length=100, pattern=r"^[^\s*?\[\]]+$",
+                           description="prefix of every key (NAMESPACE:...), so stores can share one Redis")
+    history_length: int = Field(200, ge=1, description="engagements kept per user, newest")
+    seen_ttl_s: int = Field(7 * 86_400, ge=1, description="an event_id is remembered this long: a replay within it "
+                                                           "changes nothing")
+    history_ttl_s: int | None = Field(None, ge=1, description="a user's history expires this long after its last "
+                                                              "change (default: kept)")
+    title_counts_ttl_s: int = Field(35 * 86_400, ge=1, description="a day's per-title counts expire this long after "
+                                                                   "its last event (keep it above trending_days)")
+    socket_timeout_s: float = Field(5.0, gt=0, description="a Redis command (or connecting) fails after this long")
+
+
+def _online_store_type(value: Any) -> str:
+    """The online store's type; a table or environment variables without one configure the memory default."""
+    return str(value.get("type", "memory") if isinstance(value, dict) else getattr(value, "type", "memory"))
+
+
+OnlineStoreConfig = Annotated[
+    Annotated[MemoryOnlineStoreConfig, Tag("memory")] | Annotated[RedisOnlineStoreConfig, Tag("redis")],
+    Discriminator(_online_store_type),
+]
+
+
 class IngestConfig(BaseModel, extra="forbid"):
     """Validation rules and policies for ingestion (shared by batch files and the events API)."""
 
@@ -374,6 +410,7 @@ class Settings(BaseSettings):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     event_bus: EventBusConfig = Field(default_factory=InProcessEventBusConfig)
+    online_store: OnlineStoreConfig = Field(default_factory=MemoryOnlineStoreConfig)
 
     @property
     def event_store_path(self) -> Path:
