@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from streamrec.errors import DataError
-from streamrec.storage.online import HistoryEntry, MemoryOnlineStore, RankedPool
+from streamrec.settings import RedisOnlineStoreConfig
+from streamrec.storage.online import HistoryEntry, LiveEvent, MemoryOnlineStore, OnlineStore, RankedPool
 
 T0 = datetime(2026, 3, 1, 12, 0)
-BACKENDS = {"memory": lambda: MemoryOnlineStore(history_length=3)}
+
+
+def _redis(request: pytest.FixtureRequest) -> OnlineStore:
+    from streamrec.storage.online.redis import RedisOnlineStore
+
+    return RedisOnlineStore(RedisOnlineStoreConfig(url=request.getfixturevalue("redis_url"), history_length=3))
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], OnlineStore]] = {
+    "memory": lambda request: MemoryOnlineStore(history_length=3),
+    "redis": _redis,  # a real redis-server (tests/conftest.py), its database emptied per test
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request):
-    s = BACKENDS[request.param]()
+    s = BACKENDS[request.param](request)
     yield s
     s.close()
 
@@ -87,3 +100,44 @@ def test_ranked_pools_expire(store):
     assert store.get_ranked("u1", "k") is not None
     time.sleep(0.2)
     assert store.get_ranked("u1", "k") is None
+
+
+def _live(event_id: str, user: str, item: str, minutes: int, kind: str = "play") -> LiveEvent:
+    return LiveEvent(event_id, user, HistoryEntry(item, T0 + timedelta(minutes=minutes), kind))
+
+
+def test_recording_live_events_is_idempotent_by_event_id(store):
+    batch = [_live("e1", "u1", "t1", 1), _live("e2", "u1", "t2", 2), _live("e3", "u2", "t1", 3, "complete")]
+    assert store.record(batch) == 3
+    assert store.record(batch) == 0  # a replay changes nothing
+    assert store.record([_live("e2", "u1", "t2", 2), _live("e4", "u1", "t3", 0)]) == 1
+    assert [e.item_id for e in store.history("u1")] == ["t3", "t1", "t2"]  # the late one in its place
+    assert [e.type for e in store.history("u2")] == ["complete"]
+
+
+def test_recorded_events_count_per_title_and_day(store):
+    day = T0.date()
+    store.record([_live("e1", "u1", "t1", 1), _live("e2", "u2", "t1", 2), _live("e3", "u2", "t2", 3),
+                  _live("e4", "u3", "t1", 60 * 24)])  # the next day
+    assert dict(store.title_counts([day])) == {"t1": 2.0, "t2": 1.0}
+    assert dict(store.title_counts([day, day + timedelta(days=1)])) == {"t1": 3.0, "t2": 1.0}
+    assert dict(store.title_counts([day - timedelta(days=1)])) == {}
+
+
+def test_history_entries_round_trip_exactly_and_equal_times_keep_their_arrival_order(store):
+    aware = datetime(2026, 3, 1, 13, 0, 0, 123456, tzinfo=UTC)
+    naive = [HistoryEntry("t1", T0, "progress", 0.25), HistoryEntry("t2", T0, "play"),
+             HistoryEntry("t3", T0 + timedelta(microseconds=1), "rating")]
+    store.add_history("u1", naive)
+    store.add_history("u2", [HistoryEntry("t3", aware, "complete", 1.0)])
+    assert store.history("u1") == naive and store.history("u1")[0].ts.tzinfo is None
+    assert store.history("u2") == [HistoryEntry("t3", aware, "complete", 1.0)]
+    assert store.history("u2")[0].ts.utcoffset() == timedelta(0)
+
+
+def test_a_fallback_pool_round_trips_and_a_zero_ttl_keeps_nothing(store):
+    pool = RankedPool(("t1",), (1.0,), ("popularity",), "", 0.0, fallback="popular")
+    store.put_ranked("u:1", "k", pool, ttl_s=60)
+    assert store.get_ranked("u:1", "k") == pool and store.get_ranked("u", "1:k") is None
+    store.put_ranked("u:1", "k", pool, ttl_s=0)
+    assert store.get_ranked("u:1", "k") is None
