@@ -40,7 +40,7 @@ def test_every_verb_has_help(path):
 def test_expected_verbs_exist():
     names = {" ".join(p) for p in all_command_paths()}
     assert {"ingest", "preprocess", "demo", "data generate", "store stats", "store quarantine", "store export",
-            "features build", "features show", "features list", "candidates", "pipeline"} <= names
+            "features build", "features show", "features list", "candidates", "pipeline", "serve", "worker"} <= names
 
 
 def streamrec(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -85,8 +85,10 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch):
     assert "curl -s 'http://127.0.0.1:8000/v1/users/" in result.output
     for text in ("events stored", "quarantined: bad_enum", "files skipped by checksum", "interactions out",
                  "features build", "model comparison", "champion: ", "ranked pipeline vs best single source",
-                 "registered the pipeline as version", "one request through the registered pipeline", "ranker ms"):
+                 "registered the pipeline as version", "one request through the registered pipeline", "ranker ms",
+                 "a live event: the worker beside the API", "live → the next list", "is gone"):
         assert text in result.output
+    assert "STILL listed" not in result.output
 
 
 def test_candidates_refuses_a_malformed_quota(tmp_path):

@@ -21,6 +21,7 @@ from streamrec.cli import (
     serve_cmds,
     train_cmds,
     tune_cmds,
+    worker_cmds,
 )
 from streamrec.cli.ui import err_console
 from streamrec.errors import StreamrecError
@@ -45,6 +46,7 @@ rank_cmds.register(app)
 tune_cmds.register(app)
 demo_cmds.register(app)
 serve_cmds.register(app)
+worker_cmds.register(app)
 
 
 @app.callback()

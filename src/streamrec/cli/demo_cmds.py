@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         """Generate a world, ingest it (with a file of broken events), preprocess, build the feature snapshot, train
         and compare the model zoo, register the champion, evaluate the ranked pipeline stage by stage, and print
         what each stage did."""
-        from streamrec.cli import candidates_cmds, features_cmds, ingest_cmds, preprocess_cmds, rank_cmds, train_cmds
+        from streamrec.cli import (candidates_cmds, features_cmds, ingest_cmds, preprocess_cmds, rank_cmds, train_cmds,
+                                   worker_cmds)
         from streamrec.evaluation import write_report
         from streamrec.training import interactions_from_store, train_and_register
         from streamrec.data.synthetic import WorldConfig, generate_world
@@ -82,14 +83,21 @@ def register(app: typer.Typer) -> None:
         if user is not None and trained.version is not None:
             result, timings = rank_cmds.rank_user(settings, user, model=str(trained.version))
             rank_cmds.print_ranked(result, timings)
+        console.rule("8. a live event: the worker beside the API applies it, the next list reflects it")
+        model = str(trained.version) if trained.version is not None else settings.serving.model
+        served = settings.model_copy(update={"serving": settings.serving.model_copy(
+            update={"model": model, "clock": "data"})})
+        from streamrec.serving import build_state
+
+        state = build_state(served)
+        if user is not None:
+            worker_cmds.show_live_event(state, user)
         console.rule(f"done in {time.perf_counter() - began:.1f}s — data in {root}")
         if serve:
             from streamrec.cli.serve_cmds import run_server
 
-            console.rule("8. serve the API (the synthetic world's clock: just after its newest event)")
-            model = str(trained.version) if trained.version is not None else settings.serving.model
-            run_server(settings.model_copy(update={"serving": settings.serving.model_copy(
-                update={"model": model, "clock": "data"})}))
+            console.rule("9. serve the API (the synthetic world's clock: just after its newest event)")
+            run_server(served, state)
 
 
 def _broken_file(path: Path, world: Path) -> Path:

@@ -32,16 +32,18 @@ def register(app: typer.Typer) -> None:
         run_server(settings.model_copy(update={"serving": serving}))
 
 
-def run_server(settings) -> None:
-    """Build the app (stores read, model loaded), print where it listens, and serve until interrupted."""
+def run_server(settings, state=None) -> None:
+    """Build the app (stores read, model loaded; or over `state`, already built), print where it listens, and serve
+    until interrupted."""
     import uvicorn
 
     cfg = settings.serving
     base = f"http://{cfg.host}:{cfg.port}"
     if cfg.workers == 1:
         from streamrec.serving import create_app
+        from streamrec.serving.app import settle
 
-        app = create_app(settings)
+        app = settle(create_app(settings, state))
         user = next(iter(app.state.serving.world.profiles), "u000001")
         print_urls(base, user, app.state.serving.holder.current, app.state.serving.holder.problem)
         uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)

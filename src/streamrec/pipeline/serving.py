@@ -223,8 +223,11 @@ class OnlinePipeline:
         cands = self.candidates(user_id, at, region, (), counts, lap, entries=entries).cands
         scores, fallback, _ = self._score(user_id, cands, entries, at, counts, device, lap)
         best = np.argsort(-scores, kind="stable")[:self.pool_size]
+        diversity = self.bundle.config.diversity
+        # MMR is greedy, so the first k of its order over the best POOL are its picks for any k ≤ POOL: kept once here
+        picks = tuple(self._pick(scores[best], cands.col[best], POOL, diversity).tolist()) if diversity > 0 else ()
         pool = RankedPool(tuple(self.item_ids[cands.col[best]].tolist()), tuple(scores[best].tolist()),
-                          tuple(cands.sources[o] for o in cands.origin[best]), stamp, when, fallback)
+                          tuple(cands.sources[o] for o in cands.origin[best]), stamp, when, fallback, picks)
         self.store.put_ranked(user_id, key, pool, self.ranked_ttl_s)
         return pool
 
@@ -233,6 +236,12 @@ class OnlinePipeline:
         """The request path: the pool less this request's exclusions and hidden titles, then diversity and k. None
         when a cut pool keeps too few titles to pick from as the full path would."""
         drop = self.store.hidden(user_id) | frozenset(exclude)
+        if not drop and pool.picks and diversity == self.bundle.config.diversity and \
+                (k <= len(pool.picks) or len(pool.picks) == len(pool.items)):
+            chosen = pool.picks[:k]  # nothing to leave out: the kept diversity order answers as is
+            return RankedList(user_id, [pool.items[i] for i in chosen], [float(np.float32(pool.scores[i]))
+                                                                          for i in chosen],
+                              [pool.sources[i] for i in chosen], fallback=pool.fallback)
         keep = [i for i, item in enumerate(pool.items) if item not in drop] if drop else list(range(len(pool.items)))
         if len(pool.items) >= self.pool_size and len(keep) < (max(POOL, k) if diversity > 0 else k):
             return None

@@ -1,6 +1,7 @@
 """One list, a homepage and similar titles, with the fallback chain:
 ranker fails → candidate scores (inside the pipeline); model missing or failing → trending; unknown user → cold start
-(popularity in the request's region). Every fallback is named in the answer and counted by the caller."""
+(popularity in the request's region); online store unreachable → trending without the user's history (nothing known
+of what they watched or hid), until it is back. Every fallback is named in the answer and counted by the caller."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from scipy import sparse
 
+from streamrec.errors import BackendError
 from streamrec.logs import get_logger
 from streamrec.pipeline.serving import ENGAGED
 from streamrec.pipeline.sources import CONTINUE_FINISHED, NEW_RELEASE_DAYS
@@ -20,6 +22,7 @@ from streamrec.serving.world import ServingWorld
 log = get_logger(__name__)
 
 CANDIDATE_SCORES, TRENDING, COLD_START = "candidate_scores", "trending", "cold_start"
+STORE_DOWN = "store_unavailable"
 
 
 @dataclass
@@ -36,6 +39,16 @@ def one_list(world: ServingWorld, model: ServedModel | None, user_id: str, k: in
              exclude: Sequence[str] = (), explain: bool = False, at: datetime | None = None,
              device: str | None = None) -> Answer:
     at = at or world.clock()
+    try:
+        return _one_list(world, model, user_id, k, region, exclude, explain, at, device)
+    except BackendError as exc:  # the online store is down: popular titles, without the user's history
+        world.store_failed(exc)
+        items = world.popular(world.context(user_id, region, exclude, use_store=False), at, k)
+        return Answer(items, [None] * len(items), [TRENDING] * len(items), fallback=STORE_DOWN)
+
+
+def _one_list(world: ServingWorld, model: ServedModel | None, user_id: str, k: int, region: str | None,
+              exclude: Sequence[str], explain: bool, at: datetime, device: str | None) -> Answer:
     if not world.is_known(user_id):
         items = world.popular(world.context(user_id, region, exclude), at, k)
         return Answer(items, [None] * len(items), [COLD_START] * len(items), fallback=COLD_START)
@@ -98,6 +111,20 @@ def home(world: ServingWorld, model: ServedModel | None, user_id: str, n: int, r
          at: datetime | None = None, device: str | None = None) -> tuple[list[HomeRow], str | None, dict[str, int]]:
     """The homepage rows of a user, ordered for them, no title in two rows; and the fallback that answered."""
     at = at or world.clock()
+    try:
+        return _home(world, model, user_id, n, region, at, device)
+    except BackendError as exc:  # the online store is down: trending and new releases, without the user's history
+        world.store_failed(exc)
+        ctx = world.context(user_id, region, use_store=False)
+        popular = world.popular(ctx, at, n)
+        fresh = _new_releases(world, ctx, at, n, set(popular))
+        rows = [HomeRow("trending", "Trending Now", popular, [None] * len(popular), [STORE_DOWN] * len(popular), 2.0),
+                HomeRow("new_releases", "New Releases", fresh, [None] * len(fresh), ["new_releases"] * len(fresh), 1.0)]
+        return [r for r in rows if r.items], STORE_DOWN, {}
+
+
+def _home(world: ServingWorld, model: ServedModel | None, user_id: str, n: int, region: str | None,
+          at: datetime, device: str | None) -> tuple[list[HomeRow], str | None, dict[str, int]]:
     used: set[str] = set()
     rows: list[HomeRow] = []
 

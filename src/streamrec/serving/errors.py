@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from streamrec.errors import ConfigError, NotFound, StreamrecError, ValidationError
+from streamrec.errors import BackendError, ConfigError, NotFound, StreamrecError, ValidationError
 from streamrec.logs import get_logger
 from streamrec.serving.schemas import VARIANT
 
@@ -60,6 +60,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConfigError)
     async def _config(request: Request, exc: ConfigError) -> JSONResponse:
         return error_response(request, 422, "invalid_request", str(exc), [{"where": "body", "what": str(exc)}])
+
+    @app.exception_handler(BackendError)
+    async def _backend(request: Request, exc: BackendError) -> JSONResponse:
+        # a backend that is down or full (the event bus's backpressure): the client may retry; nothing was accepted
+        return error_response(request, 503, "unavailable", str(exc), [{"where": "backend", "what": str(exc)}],
+                              {"Retry-After": "1"})
 
     @app.exception_handler(StreamrecError)
     async def _domain(request: Request, exc: StreamrecError) -> JSONResponse:

@@ -169,6 +169,9 @@ def install(app: FastAPI, state: ServingState) -> None:
         reasons = [state.holder.problem] if state.holder.problem else []
         if model is None and not reasons:
             reasons.append("no model loaded: serving trending titles")
+        store = world.store_degraded()
+        if store:
+            reasons.append(store + " (lists fall back to trending titles until it is back)")
         return Ready(status="degraded" if reasons else "ready", model_version=model.version if model else None,
                      reasons=reasons)
 

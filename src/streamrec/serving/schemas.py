@@ -28,7 +28,8 @@ class Title(BaseModel):
 class Recommendations(Attributed):
     user_id: str
     region: str | None
-    fallback: str | None = Field(description="None: the ranked path; else candidate_scores, trending or cold_start")
+    fallback: str | None = Field(description="None: the ranked path; else candidate_scores, trending, cold_start "
+                                                 "or store_unavailable")
     items: list[Title]
 
 

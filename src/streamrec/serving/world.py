@@ -1,6 +1,9 @@
 """What serving knows besides the model, read once at start: the catalog and its filter, the online store (filled
-from the event store), popularity overall and per region (trending and cold start), the request clock, and the
-events path (validator + bus) that keeps the online store fresh."""
+from the event store), popularity overall and per region (trending and cold start, plus the live counts the worker
+records), the request clock, and the events path (validator + bus) that keeps the online store fresh.
+
+On the in-process bus the worker runs beside the API: its applier is a subscriber of the bus, so an accepted event is
+in the online store before POST /v1/events answers. On Redis Streams, `streamrec worker` processes apply them."""
 
 from __future__ import annotations
 
@@ -9,22 +12,23 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 
 from streamrec.data.catalog import MATURITY_LEVELS
+from streamrec.errors import BackendError
 from streamrec.events.bus import EventBus, InProcessEventBus
 from streamrec.events.validate import BatchValidator
 from streamrec.logs import get_logger
 from streamrec.pipeline.filters import CatalogFilter, UserContext
 from streamrec.pipeline.serving import ENGAGED, ServingCatalog
+from streamrec.realtime.apply import EventApplier
 from streamrec.settings import Settings
-from streamrec.storage.online import HistoryEntry, MemoryOnlineStore, OnlineStore
+from streamrec.storage.online import OnlineStore
 
 log = get_logger(__name__)
 
-HISTORY_TYPES = ("play", "progress", "complete", "rating", "add_to_list")  # what materialize keeps as history
+LIVE_REFRESH_S = 10.0  # how often live trending counts are read from the online store
 
 
 class Clock:
@@ -46,11 +50,13 @@ class Popularity:
 
     recent: np.ndarray
     by_region: dict[str, np.ndarray] = field(default_factory=dict)
+    live: np.ndarray | None = None  # engagements recorded live since start (the worker's title counts)
 
     def ranked(self, region: str | None = None) -> np.ndarray:
         """Catalog columns, most popular first (a known region's own popularity; else overall)."""
+        overall = self.recent if self.live is None else self.recent + self.live
         score = self.by_region.get(region) if region is not None else None
-        score = self.recent if score is None else score + 1e-6 * self.recent
+        score = overall if score is None else score + 1e-6 * overall
         return np.argsort(-score, kind="stable")
 
 
@@ -65,6 +71,8 @@ class ServingWorld:
     bus: EventBus
     default_region: str | None = None
     profiles: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # user → (region, maturity limit)
+    apply_live: bool = True  # the worker beside the API: apply published events in this process
+    trending_days: float = 7.0
 
     def __post_init__(self) -> None:
         titles = self.catalog.titles
@@ -76,7 +84,11 @@ class ServingWorld:
             for item, day in zip(ids, titles.column("release_date").to_pylist()):
                 if day is not None and item in self.filter.index:
                     self.release[self.filter.index[item]] = np.datetime64(day, "D")
-        self.bus.subscribe(self.apply_events)
+        self.applier = EventApplier(self.store)
+        if self.apply_live:
+            self.bus.subscribe(self.applier)
+        self.store_problem: tuple[float, str] | None = None  # (monotonic time, what failed) of the last store error
+        self._live_read = -np.inf
 
     # --- requests ------------------------------------------------------------------------------------------------
     def is_known(self, user_id: str) -> bool:
@@ -87,10 +99,14 @@ class ServingWorld:
         return region or self.profiles.get(user_id, (None, ""))[0] or self.default_region
 
     def context(self, user_id: str, region: str | None, exclude: Sequence[str] = (),
-                watched: bool = True) -> UserContext:
-        """The filter's view of a request's user (`watched=False`: titles already watched stay allowed)."""
+                watched: bool = True, use_store: bool = True) -> UserContext:
+        """The filter's view of a request's user (`watched=False`: titles already watched stay allowed;
+        `use_store=False`: the online store is down, so nothing is known of watched or hidden titles)."""
         limit = self.profiles.get(user_id, (None, MATURITY_LEVELS[-1]))[1]
         seen: dict[str, datetime] = {}
+        if not use_store:
+            return UserContext(region=self.region_of(user_id, region), maturity_limit=limit, watched=seen,
+                               hidden=frozenset(exclude))
         if watched:
             for e in self.store.history(user_id):
                 if e.type in ENGAGED:
@@ -100,6 +116,7 @@ class ServingWorld:
 
     def popular(self, ctx: UserContext, at: datetime, k: int, skip: set[str] = frozenset()) -> list[str]:
         """The k most popular titles this user may see (by their region when it has its own counts)."""
+        self.refresh_live(at)
         allowed, _ = self.filter.allowed(ctx, at)
         out = []
         for col in self.popularity.ranked(ctx.region):
@@ -111,18 +128,42 @@ class ServingWorld:
                         break
         return out
 
-    # --- events --------------------------------------------------------------------------------------------------
-    def apply_events(self, events: Sequence[Mapping[str, Any]]) -> None:
-        """Bus consumer: engagements join their user's history in the online store (so the next list reflects them)."""
-        per_user: dict[str, list[HistoryEntry]] = {}
-        for e in events:
-            if e["type"] in HISTORY_TYPES:
-                per_user.setdefault(e["user_id"], []).append(
-                    HistoryEntry(e["item_id"], e["ts"], e["type"], e.get("fraction")))
-        for user, entries in per_user.items():
-            self.store.add_history(user, entries)
+    # --- the online store's health and live counts ---------------------------------------------------------------
+    def store_failed(self, exc: BackendError) -> None:
+        """Remember a failed online store read (/readyz reports it for a while; requests fall back meanwhile)."""
+        self.store_problem = (time.monotonic(), str(exc)[:300])
+        log.warning("online_store.unavailable", error=str(exc)[:300])
 
+    def store_degraded(self, within_s: float = 10.0) -> str | None:
+        """Why the online store counts as degraded: a read failed in the last `within_s` seconds, or a ping fails."""
+        problem = self.store_problem
+        if problem is not None and time.monotonic() - problem[0] < within_s:
+            return f"online store unavailable: {problem[1]}"
+        try:
+            self.store.hidden("__readyz__")
+        except BackendError as exc:
+            self.store_failed(exc)
+            return f"online store unavailable: {str(exc)[:300]}"
+        return None
 
+    def refresh_live(self, at: datetime) -> None:
+        """Fold the live title counts of the trending window into popularity (at most every LIVE_REFRESH_S)."""
+        now = time.monotonic()
+        if now - self._live_read < LIVE_REFRESH_S:
+            return
+        self._live_read = now
+        days = [(at - timedelta(days=d)).date() for d in range(int(np.ceil(self.trending_days)) + 1)]
+        try:
+            counts = self.store.title_counts(days)
+        except BackendError as exc:
+            self.store_failed(exc)
+            return
+        live = np.zeros(len(self.filter.item_ids), np.float64)
+        for item, n in counts.items():
+            col = self.filter.index.get(item)
+            if col is not None:
+                live[col] = n
+        self.popularity.live = live
 
 
 def popularity_from_store(con, events: str, at: datetime, days: float, item_ids: np.ndarray) -> Popularity:
@@ -170,6 +211,14 @@ def build_world(con, settings: Settings, store: OnlineStore | None = None,
     popularity = popularity_from_store(con, events, clock(), settings.serving.trending_days, flt.item_ids)
     profiles = OnlinePipeline._profiles(catalog.users)
     validator = BatchValidator(settings.ingest, catalog.titles, catalog.users)
-    return ServingWorld(catalog, store or MemoryOnlineStore(), flt, popularity, clock, validator,
-                        bus or InProcessEventBus(), settings.serving.default_region or most_common_region(profiles),
-                        profiles)
+    if store is None:
+        from streamrec.storage.online import open_online_store
+
+        store = open_online_store(settings.online_store)
+    if bus is None:
+        from streamrec.events.bus import open_event_bus
+
+        bus = open_event_bus(settings.event_bus)
+    return ServingWorld(catalog, store, flt, popularity, clock, validator, bus,
+                        settings.serving.default_region or most_common_region(profiles), profiles,
+                        apply_live=isinstance(bus, InProcessEventBus), trending_days=settings.serving.trending_days)

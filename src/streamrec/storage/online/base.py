@@ -9,9 +9,9 @@ a user's best titles for one model and request context, kept until they expire, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 import numpy as np
@@ -25,6 +25,15 @@ class HistoryEntry:
     ts: datetime
     type: str  # play | progress | complete | rating | add_to_list
     fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """One engagement as the realtime worker records it: its event_id (recording is idempotent by it), user, entry."""
+
+    event_id: str
+    user_id: str
+    entry: HistoryEntry
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,8 @@ class FeatureRows:
 class RankedPool:
     """One user's ranked titles, best first, for one model and context: scores and provenance per title, the
     fingerprint of the history they were ranked from (`stamp`), the request time they were ranked for (epoch
-    seconds), and the fallback that produced them (None: the ranker)."""
+    seconds), the fallback that produced them (None: the ranker), and `picks`: positions into `items` of the model's
+    default diversity order of its best titles (empty: not computed), which a request without exclusions reads as is."""
 
     items: tuple[str, ...]
     scores: tuple[float, ...]
@@ -53,6 +63,7 @@ class RankedPool:
     stamp: str
     as_of: float
     fallback: str | None = None
+    picks: tuple[int, ...] = ()
 
 
 class OnlineStore(Protocol):
@@ -72,6 +83,16 @@ class OnlineStore(Protocol):
 
     def history(self, user: str) -> list[HistoryEntry]:
         """The user's kept engagements, oldest first (empty for an unknown user)."""
+        ...
+
+    def record(self, events: Sequence[LiveEvent]) -> int:
+        """Apply live engagements once each, by event_id, each atomically: append to the user's history and count
+        the title on the event's day (UTC) for trending. An event_id recorded before changes nothing (a replay, an
+        at-least-once bus). Returns how many were new."""
+        ...
+
+    def title_counts(self, days: Sequence[date]) -> Mapping[str, float]:
+        """Recorded engagements per title over `days` (titles without any are left out)."""
         ...
 
     def hide(self, user: str, item_id: str) -> None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict, defaultdict, deque
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
 
 import numpy as np
 
 from streamrec.errors import DataError
-from streamrec.storage.online.base import FeatureRows, HistoryEntry, RankedPool
+from streamrec.storage.online.base import FeatureRows, HistoryEntry, LiveEvent, RankedPool
 
 
 class _Table:
@@ -42,8 +42,10 @@ class MemoryOnlineStore:
     """Thread-safe in-process online store (see OnlineStore). Ranked pools are bounded: past `max_ranked` the least
     recently used are evicted (the request path then ranks that user again)."""
 
-    def __init__(self, history_length: int = 200, max_ranked: int = 200_000):
-        self.history_length, self.max_ranked = history_length, max_ranked
+    def __init__(self, history_length: int = 200, max_ranked: int = 200_000, seen_ttl_s: float = 7 * 86_400):
+        self.history_length, self.max_ranked, self.seen_ttl_s = history_length, max_ranked, seen_ttl_s
+        self._seen: OrderedDict[str, float] = OrderedDict()  # event_id → when recorded (monotonic), oldest first
+        self._days: dict[date, Counter[str]] = defaultdict(Counter)
         self._ranked: OrderedDict[tuple[str, str], tuple[RankedPool, float]] = OrderedDict()
         self._tables: dict[str, _Table] = {}
         self._history: dict[str, deque[HistoryEntry]] = defaultdict(lambda: deque(maxlen=self.history_length))
@@ -80,18 +82,43 @@ class MemoryOnlineStore:
 
     def add_history(self, user: str, entries: Sequence[HistoryEntry]) -> None:
         with self._lock:
-            kept = self._history[user]
-            for entry in sorted(entries, key=lambda e: e.ts):
-                if kept and entry.ts < kept[-1].ts:  # a late event: keep the order, drop the oldest past the limit
-                    merged = sorted([*kept, entry], key=lambda e: e.ts)
-                    kept.clear()
-                    kept.extend(merged[-self.history_length:])
-                else:
-                    kept.append(entry)
+            self._add_history(user, entries)
+
+    def _add_history(self, user: str, entries: Sequence[HistoryEntry]) -> None:
+        kept = self._history[user]
+        for entry in sorted(entries, key=lambda e: e.ts):
+            if kept and entry.ts < kept[-1].ts:  # a late event: keep the order, drop the oldest past the limit
+                merged = sorted([*kept, entry], key=lambda e: e.ts)
+                kept.clear()
+                kept.extend(merged[-self.history_length:])
+            else:
+                kept.append(entry)
 
     def history(self, user: str) -> list[HistoryEntry]:
         kept = self._history.get(user)
         return list(kept) if kept else []
+
+    def record(self, events: Sequence[LiveEvent]) -> int:
+        new = 0
+        with self._lock:
+            now = time.monotonic()
+            while self._seen and next(iter(self._seen.values())) < now - self.seen_ttl_s:
+                self._seen.popitem(last=False)
+            for event in events:
+                if event.event_id in self._seen:
+                    continue
+                self._seen[event.event_id] = now
+                self._add_history(event.user_id, [event.entry])
+                self._days[event.entry.ts.date()][event.entry.item_id] += 1
+                new += 1
+        return new
+
+    def title_counts(self, days: Sequence[date]) -> Mapping[str, float]:
+        out: Counter[str] = Counter()
+        with self._lock:
+            for day in set(days):
+                out.update(self._days.get(day, {}))
+        return {item: float(n) for item, n in out.items()}
 
     def hide(self, user: str, item_id: str) -> None:
         with self._lock:

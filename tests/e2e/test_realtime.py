@@ -1,0 +1,211 @@
+"""Real-time processing on a real tiny world: the embedded worker beside the API, and the production path — POST
+/v1/events → Redis Streams → `Worker` processes in one consumer group → the Redis online store → the next list —
+with replays that change nothing, and Redis stopped and restarted mid-stream for real: no event lost, serving
+answers from fallbacks while it is down (/readyz degraded) and recovers by itself."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from streamrec.errors import BackendError
+from streamrec.events.bus import open_event_bus
+from streamrec.features import events_relation
+from streamrec.pipeline.bundle import fit_bundle
+from streamrec.realtime import Worker
+from streamrec.serving import build_state, create_app
+from streamrec.settings import DuckDBEventStoreConfig, PipelineConfig, RankerConfig, load_settings
+from streamrec.storage.events.duckdb import DuckDBEventStore
+from streamrec.storage.online import open_online_store
+
+KEY = "realtime-key-1234"
+
+
+@pytest.fixture(scope="module")
+def world(tiny_world_store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("realtime")
+    shutil.copy(tiny_world_store, root / "events.duckdb")
+    with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb", read_only=True) as store:
+        con = store.con
+        table = con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
+        fit_bundle(con, table, events_relation(con), PipelineConfig(ranker=RankerConfig(n_estimators=10))).save(
+            root / "v1")
+        users = [r[0] for r in con.execute("SELECT user_id FROM interactions GROUP BY 1 ORDER BY count(*) DESC, 1 "
+                                           "LIMIT 10").fetchall()]
+        items = [r[0] for r in con.execute("SELECT item_id FROM titles ORDER BY 1").fetchall()]
+    return {"root": root, "users": users, "items": items}
+
+
+def settings_for(world, url: str | None = None, **serving):
+    extra = {}
+    if url is not None:  # the production path: Redis Streams and the Redis online store
+        extra = {"event_bus": {"type": "redis", "url": url, "claim_idle_ms": 300, "publish_timeout_s": 1.0},
+                 "online_store": {"type": "redis", "url": url}}
+    return load_settings(data_dir=world["root"], serving={"clock": "data", "api_keys": [KEY],
+                                                          "model": str(world["root"] / "v1"), **serving}, **extra)
+
+
+def top(client, user: str, k: int = 10) -> list[str]:
+    r = client.get(f"/v1/users/{user}/recommendations", params={"k": k})
+    assert r.status_code == 200, r.text
+    return [t["item_id"] for t in r.json()["items"]]
+
+
+def finished(state, event_id: str, user: str, item: str) -> dict:
+    ts = (state.world.clock() - timedelta(seconds=1)).isoformat() + "Z"
+    return {"event_id": event_id, "user_id": user, "item_id": item, "type": "complete", "ts": ts, "fraction": 1.0}
+
+
+def test_embedded_worker_applies_an_accepted_event_before_the_answer_and_a_replay_changes_nothing(world):
+    settings = settings_for(world)
+    state = build_state(settings)
+    client = TestClient(create_app(settings, state), raise_server_exceptions=False)
+    user = world["users"][0]
+    before = top(client, user)
+    event = finished(state, "rt-e1", user, before[0])
+    assert client.post("/v1/events", json={"events": [event]}, headers={"X-API-Key": KEY}).status_code == 202
+    assert before[0] not in top(client, user)
+    history = state.world.store.history(user)
+    assert client.post("/v1/events", json={"events": [event]}, headers={"X-API-Key": KEY}).status_code == 202
+    assert state.world.store.history(user) == history  # the replay was recorded once
+    assert state.world.applier.counts["applied"] == 1 and state.world.applier.counts["duplicates"] == 1
+
+
+def test_the_worker_verb_refuses_the_in_process_bus_and_says_how(world):
+    run = subprocess.run([sys.executable, "-m", "streamrec", "--data-dir", str(world["root"]), "worker",
+                          "--seconds", "1"], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "event_bus.type" in run.stdout + run.stderr
+
+
+def wait_until(check, timeout_s: float = 10.0, what: str = "") -> float:
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        if check():
+            return time.monotonic() - began
+        time.sleep(0.01)
+    raise AssertionError(f"not within {timeout_s} s: {what}")
+
+
+def test_redis_path_an_event_reaches_the_next_list_through_the_stream_and_a_worker(world, redis_url):
+    settings = settings_for(world, redis_url)
+    state = build_state(settings)
+    assert not state.world.apply_live  # on Redis Streams the serving process does not apply events itself
+    client = TestClient(create_app(settings, state), raise_server_exceptions=False)
+    worker = Worker(open_event_bus(settings.event_bus), open_online_store(settings.online_store), "w1")
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop, 50), daemon=True)
+    thread.start()
+    try:
+        user = world["users"][1]
+        before = top(client, user)
+        event = finished(state, "rt-redis-1", user, before[0])
+        assert client.post("/v1/events", json={"events": [event]}, headers={"X-API-Key": KEY}).status_code == 202
+        wait_until(lambda: before[0] not in top(client, user), what="the finished title left the list")
+        client.post("/v1/events", json={"events": [event]}, headers={"X-API-Key": KEY})  # a replay
+        wait_until(lambda: worker.counts.get("duplicates", 0) == 1, what="the replay was seen")
+        assert worker.counts["applied"] == 1
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def live_batch(world, start: int, n: int, day_ts: str) -> list[dict]:
+    users, items = world["users"], world["items"]
+    return [{"event_id": f"load-{i}", "user_id": users[i % len(users)], "item_id": items[i % len(items)],
+             "type": "play", "ts": day_ts} for i in range(start, start + n)]
+
+
+def test_two_workers_in_one_group_apply_each_event_exactly_once(world, redis_url):
+    settings = settings_for(world, redis_url)
+    bus = open_event_bus(settings.event_bus)
+    store = open_online_store(settings.online_store)
+    events = live_batch(world, 0, 3000, "2026-05-01T10:00:00")
+    for i in range(0, len(events), 500):
+        bus.publish(events[i:i + 500])
+    bus.publish(events[:200])  # replays, as an at-least-once producer sends them
+    workers = [Worker(open_event_bus(settings.event_bus), open_online_store(settings.online_store), f"w{i}",
+                      count=200) for i in range(2)]
+    stop = threading.Event()
+    threads = [threading.Thread(target=w.run, args=(stop, 50), daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: sum(w.counts.get("applied", 0) + w.counts.get("duplicates", 0) for w in workers) == 3200,
+                   30, "every entry handled")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert sum(w.counts["applied"] for w in workers) == 3000
+    assert all(w.counts.get("applied", 0) > 0 for w in workers)  # the group shared the stream
+    from datetime import date
+
+    assert sum(store.title_counts([date(2026, 5, 1)]).values()) == 3000
+
+
+def test_redis_stopped_and_restarted_mid_stream_loses_no_event_and_serving_recovers(world, own_redis):
+    settings = settings_for(world, own_redis.url)
+    state = build_state(settings)
+    client = TestClient(create_app(settings, state), raise_server_exceptions=False)
+    user = world["users"][2]
+    assert client.get(f"/v1/users/{user}/recommendations").json()["fallback"] is None
+    worker = Worker(open_event_bus(settings.event_bus), open_online_store(settings.online_store), "w-fault",
+                    count=100)
+    stop = threading.Event()
+    consumer = threading.Thread(target=worker.run, args=(stop, 50), daemon=True)
+    consumer.start()
+    producer_bus = open_event_bus(settings.event_bus)
+    events = live_batch(world, 0, 2000, "2026-05-02T10:00:00")
+    refused = 0
+
+    def produce() -> None:  # an at-least-once producer: a refused batch is sent again until the bus takes it
+        nonlocal refused
+        for i in range(0, len(events), 50):
+            while True:
+                try:
+                    producer_bus.publish(events[i:i + 50])
+                    break
+                except BackendError:
+                    refused += 1
+                    time.sleep(0.05)
+            time.sleep(0.005)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    try:
+        wait_until(lambda: worker.counts.get("applied", 0) > 200, 20, "the worker is applying")
+        own_redis.stop()  # Redis goes away mid-stream
+        down = client.get(f"/v1/users/{user}/recommendations")
+        assert down.status_code == 200 and down.json()["fallback"] == "store_unavailable" and down.json()["items"]
+        home = client.get(f"/v1/users/{user}/home")
+        assert home.status_code == 200 and home.json()["fallback"] == "store_unavailable"
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "degraded" and any("online store" in r for r in ready["reasons"])
+        posted = client.post("/v1/events", json={"events": [finished(state, "rt-down", user, world["items"][0])]},
+                             headers={"X-API-Key": KEY})
+        assert posted.status_code == 503 and posted.json()["error"] == "unavailable"
+        time.sleep(1.0)
+        own_redis.start()  # back on the same port, with its append-only file
+        producer.join(60)
+        assert not producer.is_alive()
+        from datetime import date
+
+        store = open_online_store(settings.online_store)
+        wait_until(lambda: sum(store.title_counts([date(2026, 5, 2)]).values()) == len(events), 60,
+                   "every event applied after the restart")
+        time.sleep(0.5)
+        assert sum(store.title_counts([date(2026, 5, 2)]).values()) == len(events)  # and none twice
+        assert refused > 0 or worker.outages > 0  # the outage was felt, not skipped
+        wait_until(lambda: client.get(f"/v1/users/{user}/recommendations").json()["fallback"] is None, 30,
+                   "serving recovered by itself")
+        wait_until(lambda: client.get("/readyz").json()["status"] == "ready", 30, "/readyz ready again")
+    finally:
+        stop.set()
+        consumer.join(10)
