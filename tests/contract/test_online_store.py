@@ -141,3 +141,17 @@ def test_a_fallback_pool_round_trips_and_a_zero_ttl_keeps_nothing(store):
     assert store.get_ranked("u:1", "k") == pool and store.get_ranked("u", "1:k") is None
     store.put_ranked("u:1", "k", pool, ttl_s=0)
     assert store.get_ranked("u:1", "k") is None
+
+
+def test_adding_the_same_history_again_changes_nothing(store):
+    entries = [HistoryEntry("t1", T0, "play"), HistoryEntry("t2", T0 + timedelta(minutes=1), "complete", 1.0)]
+    store.add_history("u1", entries)
+    store.add_history("u1", entries)  # a second server start fills the shared store again
+    store.add_history("u1", [HistoryEntry("t2", T0 + timedelta(minutes=1), "play")])  # same time, another event
+    assert [(e.item_id, e.type) for e in store.history("u1")] == [("t1", "play"), ("t2", "complete"), ("t2", "play")]
+
+
+def test_a_ranked_pool_keeps_its_diversity_order(store):
+    pool = RankedPool(("a", "b", "c"), (3.0, 2.0, 1.0), ("ease",) * 3, "s", 0.0, None, (0, 2, 1))
+    store.put_ranked("u1", "k", pool, ttl_s=60)
+    assert store.get_ranked("u1", "k").picks == (0, 2, 1)

@@ -78,7 +78,8 @@ class OnlineStore(Protocol):
         ...
 
     def add_history(self, user: str, entries: Sequence[HistoryEntry]) -> None:
-        """Append a user's engagements (kept newest last, trimmed to the store's history length)."""
+        """Append a user's engagements (kept newest last, trimmed to the store's history length); an entry equal to
+        one kept is not added again, so filling histories anew (a restarted server) changes nothing."""
         ...
 
     def history(self, user: str) -> list[HistoryEntry]:

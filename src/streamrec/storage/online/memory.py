@@ -87,12 +87,15 @@ class MemoryOnlineStore:
     def _add_history(self, user: str, entries: Sequence[HistoryEntry]) -> None:
         kept = self._history[user]
         for entry in sorted(entries, key=lambda e: e.ts):
-            if kept and entry.ts < kept[-1].ts:  # a late event: keep the order, drop the oldest past the limit
-                merged = sorted([*kept, entry], key=lambda e: e.ts)
-                kept.clear()
-                kept.extend(merged[-self.history_length:])
-            else:
-                kept.append(entry)
+            if kept and entry.ts <= kept[-1].ts:
+                if entry in kept:  # the same engagement again (a restart filling histories anew): kept once
+                    continue
+                if entry.ts < kept[-1].ts:  # a late event: keep the order, drop the oldest past the limit
+                    merged = sorted([*kept, entry], key=lambda e: e.ts)
+                    kept.clear()
+                    kept.extend(merged[-self.history_length:])
+                    continue
+            kept.append(entry)
 
     def history(self, user: str) -> list[HistoryEntry]:
         kept = self._history.get(user)
@@ -109,7 +112,8 @@ class MemoryOnlineStore:
                     continue
                 self._seen[event.event_id] = now
                 self._add_history(event.user_id, [event.entry])
-                self._days[event.entry.ts.date()][event.entry.item_id] += 1
+                ts = event.entry.ts
+                self._days[(ts if ts.tzinfo is None else ts.astimezone(UTC)).date()][event.entry.item_id] += 1
                 new += 1
         return new
 

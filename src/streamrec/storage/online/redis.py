@@ -52,8 +52,14 @@ return (#ARGV - 2) / 2
 # KEYS: history, sequence. ARGV: history_length, history_ttl_s (0: none), then score, entry JSON pairs.
 _ADD_HISTORY = """
 for i = 3, #ARGV, 2 do
-  local n = redis.call('INCR', KEYS[2])
-  redis.call('ZADD', KEYS[1], ARGV[i], string.format('%016x', n) .. ARGV[i + 1])
+  local known = false
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[i], ARGV[i])) do
+    if string.sub(member, 17) == ARGV[i + 1] then known = true end
+  end
+  if not known then
+    local n = redis.call('INCR', KEYS[2])
+    redis.call('ZADD', KEYS[1], ARGV[i], string.format('%016x', n) .. ARGV[i + 1])
+  end
 end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
 if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
@@ -284,7 +290,7 @@ class RedisOnlineStore:
                 self._client.delete(name)
                 return
             body = json.dumps([list(pool.items), list(pool.scores), list(pool.sources), pool.stamp, pool.as_of,
-                               pool.fallback], separators=(",", ":"), ensure_ascii=False)
+                               pool.fallback, list(pool.picks)], separators=(",", ":"), ensure_ascii=False)
             self._client.set(name, body, px=ttl_ms)
 
     def get_ranked(self, user: str, key: str) -> RankedPool | None:
@@ -292,8 +298,8 @@ class RedisOnlineStore:
             body = self._client.get(self._ranked_key(user, key))
         if body is None:
             return None
-        items, scores, sources, stamp, as_of, fallback = json.loads(body)
-        return RankedPool(tuple(items), tuple(scores), tuple(sources), stamp, as_of, fallback)
+        items, scores, sources, stamp, as_of, fallback, picks = json.loads(body)
+        return RankedPool(tuple(items), tuple(scores), tuple(sources), stamp, as_of, fallback, tuple(picks))
 
     def close(self) -> None:
         self._client.close()
