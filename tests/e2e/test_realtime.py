@@ -209,3 +209,29 @@ def test_redis_stopped_and_restarted_mid_stream_loses_no_event_and_serving_recov
     finally:
         stop.set()
         consumer.join(10)
+
+
+def test_the_worker_verb_applies_events_and_stops_gracefully_on_sigterm(world, redis_url, tmp_path):
+    import os
+    import signal
+    from datetime import date
+
+    env = {**os.environ, "STREAMREC_EVENT_BUS__TYPE": "redis", "STREAMREC_EVENT_BUS__URL": redis_url,
+           "STREAMREC_ONLINE_STORE__TYPE": "redis", "STREAMREC_ONLINE_STORE__URL": redis_url}
+    settings = settings_for(world, redis_url)
+    bus, store = open_event_bus(settings.event_bus), open_online_store(settings.online_store)
+    bus.publish(live_batch(world, 0, 500, "2026-05-03T10:00:00"))
+    proc = subprocess.Popen([sys.executable, "-m", "streamrec", "--data-dir", str(world["root"]), "worker", "--name",
+                             "cli-1", "--batch", "100"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: sum(store.title_counts([date(2026, 5, 3)]).values()) == 500, 60, "the CLI worker applied")
+        bus.publish(live_batch(world, 500, 100, "2026-05-03T10:00:00"))
+        wait_until(lambda: sum(store.title_counts([date(2026, 5, 3)]).values()) == 600, 30, "and keeps applying")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "applied 600" in out and "stopped after" in out
