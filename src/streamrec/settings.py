@@ -469,3 +469,28 @@ def load_settings(config: Path | str | None = None, profile: str | None = None, 
     except PydanticValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid settings ({path if path.is_file() else 'defaults'}): {problems}") from exc
+
+
+def dump_settings(settings: Settings) -> str:
+    """The settings as JSON, secrets included (for a child process's environment, never for a file or a log)."""
+    import json
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return json.dumps(plain(settings.model_dump(by_alias=True)))
+
+
+def restore_settings(text: str) -> Settings:
+    """Settings from `dump_settings` (the environment still overrides, as everywhere)."""
+    import json
+
+    return Settings(**json.loads(text))

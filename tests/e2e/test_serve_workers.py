@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -47,9 +48,11 @@ def get(url: str) -> tuple[int, dict]:
 def test_two_workers_answer_on_one_port_and_stop_on_sigterm(tiny_world_store, tmp_path):
     shutil.copy(tiny_world_store, tmp_path / "events.duckdb")
     port = free_port()
+    config = tmp_path / "elsewhere.toml"  # not ./streamrec.toml: the workers see it only if serve passes it on
+    config.write_text("[serving]\nmax_k = 7\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamrec", "--data-dir", str(tmp_path), "serve", "--workers", "2", "--port",
-         str(port), "--clock", "data", "--model", str(tmp_path / "no-model-yet")],
+        [sys.executable, "-m", "streamrec", "--config", str(config), "--data-dir", str(tmp_path), "serve",
+         "--workers", "2", "--port", str(port), "--clock", "data", "--model", str(tmp_path / "no-model-yet")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -68,6 +71,12 @@ def test_two_workers_answer_on_one_port_and_stop_on_sigterm(tiny_world_store, tm
         for _ in range(20):  # without a model every known user gets trending, from whichever worker answers
             status, body = get(f"{base}/v1/users/u000001/recommendations?k=5")
             assert status == 200 and body["fallback"] in ("trending", "cold_start") and body["items"]
+        for _ in range(10):  # every worker has the settings file's limit
+            try:
+                get(f"{base}/v1/users/u000001/recommendations?k=8")
+                raise AssertionError("k=8 was accepted over the file's max_k = 7")
+            except urllib.error.HTTPError as refused:
+                assert refused.code == 422
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)

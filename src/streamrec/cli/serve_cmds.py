@@ -48,9 +48,12 @@ def run_server(settings, state=None) -> None:
         print_urls(base, user, app.state.serving.holder.current, app.state.serving.holder.problem)
         uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
         return
-    # Several processes: each builds its own app from the same settings, passed through the environment.
-    os.environ.update({"STREAMREC_DATA_DIR": str(settings.data_dir), "STREAMREC_PROFILE": settings.profile,
-                       "STREAMREC_SERVING__MODEL": cfg.model, "STREAMREC_SERVING__CLOCK": cfg.clock})
+    # Several processes: each builds its own app from the same settings (file, profile, environment and options
+    # already merged here), passed whole through the environment.
+    from streamrec.serving.app import SETTINGS_VARIABLE
+    from streamrec.settings import dump_settings
+
+    os.environ[SETTINGS_VARIABLE] = dump_settings(settings)
     print_urls(base, "u000001", None, None)
     serve_workers(uvicorn.Config("streamrec.serving.app:app_from_environment", factory=True, host=cfg.host,
                                  port=cfg.port, log_level="warning", access_log=False), cfg.workers)

@@ -89,12 +89,19 @@ def create_app(settings: Settings, state: ServingState | None = None) -> FastAPI
     return app
 
 
-def app_from_environment() -> FastAPI:
-    """An app from the settings of the environment and streamrec.toml (uvicorn's factory for several workers)."""
-    from streamrec.logs import configure_logging
-    from streamrec.settings import load_settings
+SETTINGS_VARIABLE = "_STREAMREC_SERVE_SETTINGS"  # the parent's merged settings, for `serve --workers N`
 
-    settings = load_settings()
+
+def app_from_environment() -> FastAPI:
+    """An app from the settings `streamrec serve` passed in SETTINGS_VARIABLE (else the environment and
+    streamrec.toml): uvicorn's factory for several workers."""
+    import os
+
+    from streamrec.logs import configure_logging
+    from streamrec.settings import load_settings, restore_settings
+
+    passed = os.environ.get(SETTINGS_VARIABLE)
+    settings = restore_settings(passed) if passed else load_settings()
     configure_logging(settings.logging.level, settings.logging.json_logs)
     return settle(create_app(settings))
 
