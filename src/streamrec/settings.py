@@ -16,6 +16,7 @@ from pydantic import BaseModel, Discriminator, Field, SecretStr, Tag, model_vali
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from streamrec.experiments.config import ExperimentConfig, check_layers
 from streamrec.errors import ConfigError
 
 
@@ -411,6 +412,12 @@ class Settings(BaseSettings):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     event_bus: EventBusConfig = Field(default_factory=InProcessEventBusConfig)
     online_store: OnlineStoreConfig = Field(default_factory=MemoryOnlineStoreConfig)
+    experiments: list[ExperimentConfig] = Field(default_factory=list, description="A/B tests ([[experiments]])")
+
+    @model_validator(mode="after")
+    def _experiment_layers(self) -> Settings:
+        check_layers(self.experiments)
+        return self
 
     @property
     def event_store_path(self) -> Path:

@@ -46,7 +46,7 @@ def api(world):
 
 
 def attributed(body: dict, version: str | None = "v1") -> None:
-    assert body["request_id"] and body["variant"] == "control" and body["model_version"] == version
+    assert body["request_id"] and body["variant"] == "default" and body["experiment"] is None and body["model_version"] == version
 
 
 def why(state, user: str, items: set[str], region=None) -> dict[str, str]:
@@ -69,7 +69,7 @@ def test_a_known_user_gets_a_ranked_list_attributed_to_the_model(api):
         body = r.json()
         attributed(body)
         assert r.headers["x-request-id"] == body["request_id"] and r.headers["x-model-version"] == "v1"
-        assert r.headers["x-experiment-variant"] == "control"
+        assert r.headers["x-experiment-variant"] == "default" and "x-experiment" not in r.headers
         assert body["fallback"] is None and 0 < len(body["items"]) <= 7
         items = [t["item_id"] for t in body["items"]]
         assert len(set(items)) == len(items) and not set(items) & forbidden(state, user)

@@ -37,10 +37,10 @@ class Answer:
 
 def one_list(world: ServingWorld, model: ServedModel | None, user_id: str, k: int, region: str | None,
              exclude: Sequence[str] = (), explain: bool = False, at: datetime | None = None,
-             device: str | None = None) -> Answer:
+             device: str | None = None, diversity: float | None = None) -> Answer:
     at = at or world.clock()
     try:
-        return _one_list(world, model, user_id, k, region, exclude, explain, at, device)
+        return _one_list(world, model, user_id, k, region, exclude, explain, at, device, diversity)
     except BackendError as exc:  # the online store is down: popular titles, without the user's history
         world.store_failed(exc)
         items = world.popular(world.context(user_id, region, exclude, use_store=False), at, k)
@@ -48,14 +48,15 @@ def one_list(world: ServingWorld, model: ServedModel | None, user_id: str, k: in
 
 
 def _one_list(world: ServingWorld, model: ServedModel | None, user_id: str, k: int, region: str | None,
-              exclude: Sequence[str], explain: bool, at: datetime, device: str | None) -> Answer:
+              exclude: Sequence[str], explain: bool, at: datetime, device: str | None,
+              diversity: float | None = None) -> Answer:
     if not world.is_known(user_id):
         items = world.popular(world.context(user_id, region, exclude), at, k)
         return Answer(items, [None] * len(items), [COLD_START] * len(items), fallback=COLD_START)
     if model is not None:
         try:
             result = model.recommend(user_id, k=k, at=at, region=world.region_of(user_id, region), exclude=exclude,
-                                     explain_items=explain, device=device)
+                                     explain_items=explain, device=device, diversity=diversity)
         except Exception as exc:  # a model that fails on a request: trending, never a failed request
             log.error("model.request_failed", version=model.version, error=type(exc).__name__, detail=str(exc)[:200])
         else:
@@ -108,11 +109,12 @@ class HomeRow:
 
 
 def home(world: ServingWorld, model: ServedModel | None, user_id: str, n: int, region: str | None,
-         at: datetime | None = None, device: str | None = None) -> tuple[list[HomeRow], str | None, dict[str, int]]:
+         at: datetime | None = None, device: str | None = None,
+         diversity: float | None = None) -> tuple[list[HomeRow], str | None, dict[str, int]]:
     """The homepage rows of a user, ordered for them, no title in two rows; and the fallback that answered."""
     at = at or world.clock()
     try:
-        return _home(world, model, user_id, n, region, at, device)
+        return _home(world, model, user_id, n, region, at, device, diversity)
     except BackendError as exc:  # the online store is down: trending and new releases, without the user's history
         world.store_failed(exc)
         ctx = world.context(user_id, region, use_store=False)
@@ -124,7 +126,8 @@ def home(world: ServingWorld, model: ServedModel | None, user_id: str, n: int, r
 
 
 def _home(world: ServingWorld, model: ServedModel | None, user_id: str, n: int, region: str | None,
-          at: datetime, device: str | None) -> tuple[list[HomeRow], str | None, dict[str, int]]:
+          at: datetime, device: str | None,
+          diversity: float | None = None) -> tuple[list[HomeRow], str | None, dict[str, int]]:
     used: set[str] = set()
     rows: list[HomeRow] = []
 
@@ -147,7 +150,8 @@ def _home(world: ServingWorld, model: ServedModel | None, user_id: str, n: int, 
     add("continue_watching", "Continue Watching", started, [None] * len(started),
         ["continue_watching"] * len(started), 10.0)
     engaged = len({e.item_id for e in history if e.type in ENGAGED})
-    answer = one_list(world, model, user_id, 2 * n, region, exclude=sorted(used), at=at, device=device)
+    answer = one_list(world, model, user_id, 2 * n, region, exclude=sorted(used), at=at, device=device,
+                      diversity=diversity)
     picks_weight = 3.0 if engaged >= 3 else 0.5  # few plays: trending says more than personal picks
     add("top_picks", "Top Picks for You", answer.items, answer.scores, answer.sources, picks_weight)
     anchor = _anchor(history, model)

@@ -3,6 +3,7 @@ serves a prepared state (tests). Every response carries X-Request-ID, X-Model-Ve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from streamrec.serving import errors, routes
 from streamrec.logs import get_logger
 from streamrec.serving.errors import REQUEST_ID, internal_error_body
+from streamrec.serving.experiments import ATTRIBUTION
 from streamrec.serving.schemas import VARIANT
 from streamrec.serving.security import BodyLimit
 from streamrec.serving.state import ServingState, build_state
@@ -35,16 +37,21 @@ class RequestContext:
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"")
         request_id = given.decode() if _GOOD_ID.match(given) else uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
+        shown: dict = {}
+        shown_token = ATTRIBUTION.set(shown)
         began, status, started = time.perf_counter(), [500], [False]
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 status[0], started[0] = message["status"], True
                 current = self.state.holder.current
+                version = shown["model_version"] if "model_version" in shown else (current.version if current else None)
                 headers = list(message.get("headers", []))
                 headers += [(b"x-request-id", request_id.encode()),
-                            (b"x-model-version", (current.version if current else "none").encode()),
-                            (b"x-experiment-variant", VARIANT.encode())]
+                            (b"x-model-version", (version or "none").encode()),
+                            (b"x-experiment-variant", shown.get("variant", VARIANT).encode())]
+                if shown.get("experiment"):
+                    headers.append((b"x-experiment", shown["experiment"].encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -62,6 +69,7 @@ class RequestContext:
             await send_with_headers({"type": "http.response.body", "body": body})
         finally:
             REQUEST_ID.reset(token)
+            ATTRIBUTION.reset(shown_token)
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             self.state.metrics.requests.labels(template, str(status[0])).inc()
@@ -72,8 +80,15 @@ def create_app(settings: Settings, state: ServingState | None = None) -> FastAPI
     """The serving API over `state` (default: built from the settings' stores and model)."""
     state = state or build_state(settings)
     cfg = settings.serving
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if state.experiments is not None:  # what the exposure log still buffers is written on shutdown
+            state.experiments.close()
+
     app = FastAPI(title="streamrec", version="1", description="Recommendations for a video-streaming service: "
-                  "lists, homepages, similar titles, events in, models out.")
+                  "lists, homepages, similar titles, events in, models out.", lifespan=lifespan)
     app.state.serving = state
     errors.install(app)
     routes.install(app, state)

@@ -36,6 +36,7 @@ from streamrec.serving.schemas import (
     Title,
 )
 from streamrec.serving.errors import REQUEST_ID
+from streamrec.serving.experiments import ATTRIBUTION, Experiments, Route
 from streamrec.serving.security import key_checker
 from streamrec.serving.state import ServingState
 
@@ -43,9 +44,15 @@ ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 413, 422)}
 ID = r"^[^\x00-\x1f\x7f]+$"  # ids: no control characters
 
 
-def _attributed(model: ServedModel | None) -> dict:
-    return {"request_id": REQUEST_ID.get() or "", "model_version": model.version if model else None,
-            "variant": VARIANT}
+def _attributed(model: ServedModel | None, route: Route | None = None) -> dict:
+    """The attribution fields of a body; also what the middleware puts in the response headers."""
+    version = model.version if model else None
+    experiment, variant = (route.experiment, route.variant) if route is not None else (None, VARIANT)
+    shown = ATTRIBUTION.get()
+    if shown is not None:
+        shown.update(model_version=version, experiment=experiment, variant=variant)
+    return {"request_id": REQUEST_ID.get() or "", "model_version": version, "experiment": experiment,
+            "variant": variant}
 
 
 def _served(model: ServedModel | None) -> ServedInfo | None:
@@ -62,6 +69,7 @@ def _titles(answer) -> list[Title]:
 def install(app: FastAPI, state: ServingState) -> None:
     cfg = state.settings.serving
     world, metrics = state.world, state.metrics
+    experiments = state.experiments or Experiments(state.settings, world, state.holder.loader)
     admin = [Depends(key_checker(cfg.api_keys))]
     UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID, description="profile id")]
     Region = Annotated[str | None, Query(min_length=1, max_length=16, pattern=ID,
@@ -77,23 +85,31 @@ def install(app: FastAPI, state: ServingState) -> None:
         exclude: Annotated[list[str], Query(max_length=cfg.max_exclude, description="title ids not to show")] = [],
         explain: Annotated[bool, Query(description="say why each title is there")] = False,
     ) -> Recommendations:
-        """One ranked list for a user (unknown users get cold-start titles by region and popularity)."""
-        model = state.holder.current
-        answer = answers.one_list(world, model, user_id, k, region, exclude, explain, device=device)
+        """One ranked list for a user (unknown users get cold-start titles by region and popularity), from the
+        model and settings of the user's experiment variant, if any."""
+        at = world.clock()
+        route = experiments.route(user_id, region, at, state.holder.current)
+        answer = answers.one_list(world, route.model, user_id, k, region, exclude, explain, at=at, device=device,
+                                  diversity=route.diversity)
+        experiments.exposed(route, user_id, at, REQUEST_ID.get())
         metrics.fallback(answer.fallback)
         metrics.counts(answer.counts)
-        return Recommendations(**_attributed(model), user_id=user_id, region=world.region_of(user_id, region),
-                               fallback=answer.fallback, items=_titles(answer))
+        return Recommendations(**_attributed(route.model, route), user_id=user_id,
+                               region=world.region_of(user_id, region), fallback=answer.fallback,
+                               items=_titles(answer))
 
     @v1.get("/users/{user_id}/home", response_model=HomePage, tags=["recommendations"])
     async def homepage(user_id: UserId, region: Region = None,
                  device: Annotated[str | None, Query(min_length=1, max_length=32, pattern=ID)] = None) -> HomePage:
         """A whole homepage: rows in an order chosen for the user, no title in two rows."""
-        model = state.holder.current
-        rows, fallback, counts = answers.home(world, model, user_id, cfg.row_size, region, device=device)
+        at = world.clock()
+        route = experiments.route(user_id, region, at, state.holder.current)
+        rows, fallback, counts = answers.home(world, route.model, user_id, cfg.row_size, region, at=at, device=device,
+                                              diversity=route.diversity)
+        experiments.exposed(route, user_id, at, REQUEST_ID.get())
         metrics.fallback(fallback)
         metrics.counts(counts)
-        return HomePage(**_attributed(model), user_id=user_id, region=world.region_of(user_id, region),
+        return HomePage(**_attributed(route.model, route), user_id=user_id, region=world.region_of(user_id, region),
                         fallback=fallback, rows=[Row(id=r.id, title=r.title, items=_titles(r)) for r in rows])
 
     @v1.get("/titles/{item_id}/similar", response_model=Similar, tags=["recommendations"])
@@ -169,6 +185,7 @@ def install(app: FastAPI, state: ServingState) -> None:
         reasons = [state.holder.problem] if state.holder.problem else []
         if model is None and not reasons:
             reasons.append("no model loaded: serving trending titles")
+        reasons += experiments.problems()
         store = world.store_degraded()
         if store:
             reasons.append(store + " (lists fall back to trending titles until it is back)")

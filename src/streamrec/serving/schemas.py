@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-VARIANT = "control"  # the experiment variant of every response until experiments exist (issue 7)
+VARIANT = "default"  # the variant of a response in no experiment
 
 
 class Attributed(BaseModel):
@@ -15,7 +15,8 @@ class Attributed(BaseModel):
 
     request_id: str
     model_version: str | None = Field(description="the served model's version (None: no model loaded)")
-    variant: str = Field(VARIANT, description="experiment variant")
+    experiment: str | None = Field(None, description="the experiment that decided this answer (None: none)")
+    variant: str = Field(VARIANT, description="its variant ('default' outside experiments)")
 
 
 class Title(BaseModel):

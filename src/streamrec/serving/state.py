@@ -10,6 +10,7 @@ from typing import Any
 from streamrec.errors import StreamrecError
 from streamrec.events.bus import EventBus
 from streamrec.logs import get_logger
+from streamrec.serving.experiments import Experiments
 from streamrec.serving.metrics import ServingMetrics
 from streamrec.serving.models import ModelHolder, ReloadFailed, model_loader
 from streamrec.serving.world import ServingWorld, build_world
@@ -25,6 +26,7 @@ class ServingState:
     world: ServingWorld
     holder: ModelHolder
     metrics: ServingMetrics = field(default_factory=ServingMetrics)
+    experiments: Experiments | None = None
     _registry: Any = None
     _registry_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,10 +73,13 @@ def build_state(settings: Settings, store: OnlineStore | None = None, bus: Event
             materialize(again.con, world.store, world.clock(), events_relation(again.con), definitions,
                         histories=False)
 
-    state = ServingState(settings, world, ModelHolder(model_loader(settings, world, fill_features)))
+    loader = model_loader(settings, world, fill_features)
+    state = ServingState(settings, world, ModelHolder(loader))
+    state.experiments = Experiments(settings, world, loader)
     if load_model:
         try:
             state.reload()
         except StreamrecError:
             pass  # logged and kept as the holder's problem; /readyz reports it
+        state.experiments.load_models()
     return state

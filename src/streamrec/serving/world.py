@@ -84,6 +84,10 @@ class ServingWorld:
             for item, day in zip(ids, titles.column("release_date").to_pylist()):
                 if day is not None and item in self.filter.index:
                     self.release[self.filter.index[item]] = np.datetime64(day, "D")
+        users = self.catalog.users
+        self.signups: dict[str, datetime] = dict(zip(users.column("user_id").to_pylist(),
+                                                     users.column("signup_ts").to_pylist())) \
+            if users is not None and "signup_ts" in users.column_names else {}
         self.applier = EventApplier(self.store)
         if self.apply_live:
             self.bus.subscribe(self.applier)

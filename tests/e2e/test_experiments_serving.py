@@ -1,0 +1,105 @@
+"""Experiments in serving on a real tiny world: each user's variant (sticky, by hashing) decides the model and the
+pipeline settings of their lists; every response names experiment and variant (body and headers); exposures and the
+outcome events posted afterwards land in the exposure log attributed to the variant; ineligible users and a broken
+variant model are handled and said."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from streamrec.experiments.assign import Assigner
+from streamrec.experiments.exposure import read_log
+from streamrec.features import events_relation
+from streamrec.pipeline.bundle import fit_bundle
+from streamrec.serving import build_state, create_app
+from streamrec.settings import DuckDBEventStoreConfig, PipelineConfig, RankerConfig, load_settings
+from streamrec.storage.events.duckdb import DuckDBEventStore
+
+KEY = "experiments-key-1234"
+
+
+@pytest.fixture(scope="module")
+def served(tiny_world_store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiments")
+    shutil.copy(tiny_world_store, root / "events.duckdb")
+    with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb", read_only=True) as store:
+        con = store.con
+        table = con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
+        for name, trees in (("v1", 10), ("v2", 12)):
+            fit_bundle(con, table, events_relation(con), PipelineConfig(ranker=RankerConfig(n_estimators=trees))).save(
+                root / name)
+        users = [r[0] for r in con.execute("SELECT user_id FROM interactions GROUP BY 1 ORDER BY 1").fetchall()]
+        regions = dict(con.execute("SELECT user_id, region FROM users").fetchall())
+    region = regions[users[0]]
+    experiments = [{"name": "ranker-test", "regions": [region], "variants": [
+        {"name": "control"}, {"name": "treatment", "model": str(root / "v2"), "diversity": 0.0}]}]
+    settings = load_settings(data_dir=root, serving={"clock": "data", "api_keys": [KEY], "model": str(root / "v1")},
+                             experiments=experiments)
+    state = build_state(settings)
+    client = TestClient(create_app(settings, state), raise_server_exceptions=False)
+    return {"root": root, "settings": settings, "state": state, "client": client, "users": users,
+            "regions": regions, "region": region}
+
+
+def test_each_user_gets_the_model_of_their_sticky_variant_and_the_response_says_so(served):
+    client, region = served["client"], served["region"]
+    assigner = Assigner(served["settings"].experiments)
+    seen = set()
+    for user in [u for u in served["users"] if served["regions"][u] == region][:30]:
+        want = assigner.variant_of(assigner.by_name["ranker-test"], user)
+        for path in (f"/v1/users/{user}/recommendations", f"/v1/users/{user}/home"):
+            for _ in range(2):  # sticky
+                r = client.get(path)
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert (body["experiment"], body["variant"]) == ("ranker-test", want)
+                assert body["model_version"] == ("v2" if want == "treatment" else "v1")
+                assert r.headers["x-experiment"] == "ranker-test" and r.headers["x-experiment-variant"] == want
+                assert r.headers["x-model-version"] == body["model_version"]
+        seen.add(want)
+    assert seen == {"control", "treatment"}
+
+
+def test_users_outside_the_eligible_region_are_in_no_experiment(served):
+    client = served["client"]
+    other = next(u for u in served["users"] if served["regions"][u] != served["region"])
+    body = client.get(f"/v1/users/{other}/recommendations").json()
+    assert body["experiment"] is None and body["variant"] == "default" and body["model_version"] == "v1"
+    r = client.get(f"/v1/users/{other}/recommendations", params={"region": served["region"]})
+    assert r.json()["experiment"] == "ranker-test"  # the request's region counts
+
+
+def test_exposures_and_later_outcomes_land_in_the_log_attributed_to_the_variant(served):
+    client, state = served["client"], served["state"]
+    user = next(u for u in served["users"] if served["regions"][u] == served["region"])
+    r = client.get(f"/v1/users/{user}/recommendations", params={"k": 5})
+    body = r.json()
+    ts = (state.world.clock() - timedelta(seconds=1)).isoformat() + "Z"
+    events = [{"event_id": "exp-imp-1", "user_id": user, "item_id": body["items"][0]["item_id"], "type": "impression",
+               "ts": ts, "request_id": body["request_id"], "position": 0},
+              {"event_id": "exp-play-1", "user_id": user, "item_id": body["items"][0]["item_id"], "type": "play",
+               "ts": ts, "request_id": body["request_id"]}]
+    assert client.post("/v1/events", json={"events": events}, headers={"X-API-Key": KEY}).status_code == 202
+    state.experiments.log.flush()
+    log = read_log(served["root"] / "experiments" / "exposures", "ranker-test").to_pylist()
+    mine = [row for row in log if row["request_id"] == body["request_id"]]
+    assert sorted(row["type"] for row in mine) == ["exposure", "impression", "play"]
+    assert {row["variant"] for row in mine} == {body["variant"]} and {row["user_id"] for row in mine} == {user}
+
+
+def test_a_variant_model_that_cannot_load_is_named_and_its_users_get_the_served_model(served, tmp_path):
+    settings = served["settings"].model_copy(update={"experiments": [
+        served["settings"].experiments[0].model_copy(update={"variants": [
+            served["settings"].experiments[0].variants[0],
+            served["settings"].experiments[0].variants[1].model_copy(update={"model": str(tmp_path / "missing")})]})]})
+    state = build_state(settings)
+    client = TestClient(create_app(settings, state), raise_server_exceptions=False)
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "degraded" and any("experiment variant model" in r for r in ready["reasons"])
+    for user in [u for u in served["users"] if served["regions"][u] == served["region"]][:10]:
+        body = client.get(f"/v1/users/{user}/recommendations").json()
+        assert body["model_version"] == "v1" and body["fallback"] is None
