@@ -4,7 +4,8 @@ The flow for a file: checksum → skip if the manifest has it → stage (events.
 row with the shared SQL rules (events.rules) → quarantine the failures with file, row, field and reason →
 drop event_ids seen before (in the file or the store) → one transaction writes events, quarantine rows and
 the manifest entry together. A kill at any moment leaves the store as before or after the whole batch, and
-re-running the same file afterwards is a no-op or completes it.
+re-running the same file afterwards is a no-op or completes it. A file that changes while it is being ingested
+(its size, modification time or inode) stores nothing.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from streamrec.errors import DataError, NotFound
@@ -49,6 +53,22 @@ def _nonempty(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchall()[0][0]
 
 
+def _file_state(path: Path) -> tuple[int, int, int, int]:
+    """What changes when a file is rewritten, appended to or replaced: size, modification time, device and inode."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Where `_check` left a batch: `pos` is the column holding a record's position in the file; `rows` selects the
+    typed columns (TYPED + name) and `pos` of every readable record: checked_b itself, or, for a source read again
+    (`Staged.rescan`), the typed query over the file."""
+
+    pos: str
+    rows: str
+
+
 def ingest_file(
     con: duckdb.DuckDBPyConnection,
     path: Path | str,
@@ -77,6 +97,7 @@ def ingest_file(
     if size_mb > config.max_file_mb:
         raise DataError(str(path), f"is {size_mb:,.0f} MiB, over the limit of {config.max_file_mb:,} MiB "
                                    "(split it, or raise ingest.max_file_mb)")
+    state = _file_state(path)
     sha = file_sha256(path)
     report = BatchReport(source=str(path), sha256=sha)
     done = con.execute("SELECT batch_id FROM batches WHERE sha256 = ?", [sha]).fetchall()
@@ -90,9 +111,9 @@ def ingest_file(
     report.ignored_columns = staged.ignored_columns
     try:
         t0 = time.perf_counter()
-        pos = _check(con, staged, config)
+        checked = _check(con, staged, config)
         t1 = time.perf_counter()
-        _write_batch(con, staged, pos, report, quality)
+        _write_batch(con, staged, checked, report, quality, lambda: _file_state(path) == state)
         report.phases = {"checksum+stage": round(t0 - started, 3), "check": round(t1 - t0, 3),
                          "write": round(time.perf_counter() - t1, 3)}
     finally:
@@ -105,11 +126,12 @@ def ingest_file(
     return report
 
 
-def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig) -> str:
-    """Create `checked_b`: one row per readable record, its typed columns, `__reason` (the index of its first failing
-    rule, NULL when valid), the hash of its event_id and, for failing rows, the quarantine detail; put the failing
-    rows, with reasons, into the staged `rejected` table. Returns the column holding a record's position in the
-    file: __idx where the source numbers its records, else checked_b's rowid (rows kept in file order)."""
+def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig) -> Checked:
+    """Create `checked_b`: one row per readable record, its typed columns (for a source read again, `Staged.rescan`,
+    only the event_id), `__reason` (the index of its first failing rule, NULL when valid), the hash of its event_id
+    and, for failing rows, the quarantine detail; put the failing rows, with reasons, into the staged `rejected`
+    table. The record's position in the file is __idx where the source numbers its records, else checked_b's rowid
+    (rows kept in file order)."""
     check_titles = config.unknown_titles == "quarantine" and _nonempty(con, "titles")
     check_users = config.unknown_users == "quarantine" and _nonempty(con, "users")
     clean = _clean_columns(con, staged)
@@ -125,12 +147,16 @@ def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig)
     typed = ", ".join(typed_columns(staged.staged_types, clean))
     typed_names = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
     inner = f"SELECT {raw_cols}{idx}, {typed} FROM ({staged.source_sql})"
+    # The typed rows of a source read again: the same expressions over the same records give the same values.
+    typed_rows = f"(SELECT {typed}, __idx FROM ({staged.source_sql}))" if staged.rescan else "checked_b"
+    kept = f'"{TYPED}event_id"' if staged.rescan else typed_names
     if known:
         inner = f"SELECT *, {', '.join(known)} FROM ({inner})"
     # One pass over the file: type every value, run the rules over the typed values (valid rows stop at the
-    # shared fast-path tests), and materialize the typed columns with the reason index, so the valid majority is
-    # stored once, typed. The quarantine detail and the raw values shown with it (the raw value of a column that
-    # may fail to read, else the typed one) are computed for the failing rows only.
+    # shared fast-path tests), and materialize the reason index with the typed columns, so the valid majority is
+    # stored once, typed; a source read again keeps only the event_id, for dedup (writing every typed column costs
+    # more than typing the file again). The quarantine detail and the raw values shown with it (the raw value of a
+    # column that may fail to read, else the typed one) are computed for the failing rows only.
     kept_names = kept_raw_columns(staged.staged_types)
     shown = {c: (f"{RAW}{c}" if c in kept_names else f"{TYPED}{c}") for c in staged.staged_types}
     raw_json = f"left(to_json(struct_pack({', '.join(f'{c} := {v}' for c, v in shown.items())}))::VARCHAR, 2000)"
@@ -143,7 +169,7 @@ def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig)
         con.execute("SET preserve_insertion_order = false")
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT {typed_names}{idx}, __reason, "
+            f"CREATE OR REPLACE TEMP TABLE checked_b AS SELECT {kept}{idx}, __reason, "
             f"hash(\"{TYPED}event_id\") AS __h, {failing(detail_sql(rules, '__reason'))} AS __detail, "
             f"{failing(raw_json)} AS __raw "
             f"FROM (SELECT *, {reason_index_sql(rules)} AS __reason FROM ({inner}))"
@@ -166,7 +192,7 @@ def _check(con: duckdb.DuckDBPyConnection, staged: Staged, config: IngestConfig)
         con.register("bad_b", bad)
         con.execute(f"INSERT INTO {staged.rejected} SELECT __row, field, code, detail, raw FROM bad_b")
         con.unregister("bad_b")
-    return "__idx" if has_idx else "rowid"
+    return Checked("__idx" if has_idx else "rowid", typed_rows)
 
 
 def _clean_columns(con: duckdb.DuckDBPyConnection, staged: Staged) -> frozenset[str]:
@@ -177,11 +203,32 @@ def _clean_columns(con: duckdb.DuckDBPyConnection, staged: Staged) -> frozenset[
                      if con.execute(clean_values_sql(name, f"({sql})")).fetchall()[0][0])
 
 
-def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, pos: str, report: BatchReport, quality) -> None:
-    """One transaction: new events, quarantine rows, manifest entry. Nothing is visible until COMMIT."""
+# Hashes sorted at a time when looking for repeated ones (8 bytes each): bounds the memory that takes.
+_HASHES_PER_PART = 1 << 25
+
+
+def _repeated_hashes(con: duckdb.DuckDBPyConnection, table: str, rows: int) -> np.ndarray:
+    """The values of `table`.__h (UBIGINT) that occur more than once, each once. Sorting the fixed-width hashes and
+    comparing neighbours costs a fraction of a hash aggregate over as many distinct keys; a large table is taken
+    in parts by the top bits of the hash, so no more than _HASHES_PER_PART (about) are held at once."""
+    bits = max(0, int(np.ceil(np.log2(max(rows, 1) / _HASHES_PER_PART))))
+    found = []
+    for part in range(1 << bits):
+        where = f" WHERE __h >> {64 - bits} = {part}" if bits else ""
+        hashes = con.execute(f"SELECT __h FROM {table}{where}").fetchnumpy()["__h"]
+        hashes = np.sort(np.asarray(hashes, dtype=np.uint64))
+        found.append(np.unique(hashes[1:][hashes[1:] == hashes[:-1]]))
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.uint64)
+
+
+def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, checked: Checked, report: BatchReport, quality,
+                 unchanged: Callable[[], bool]) -> None:
+    """One transaction: new events, quarantine rows, manifest entry. Nothing is visible until COMMIT, and nothing
+    is committed unless `unchanged()` says the file is still the one that was checked."""
     cols = ", ".join(f'"{c}"' for c in EVENT_COLUMN_NAMES)
     typed = ", ".join(f'"{TYPED}{c}"' for c in EVENT_COLUMN_NAMES)
-    valid = con.execute("SELECT count(*) FROM checked_b WHERE __reason IS NULL").fetchall()[0][0]
+    pos = checked.pos
+    readable, valid = con.execute("SELECT count(*), count(*) FILTER (__reason IS NULL) FROM checked_b").fetchall()[0]
     rejected = con.execute(f"SELECT count(*) FROM {staged.rejected}").fetchall()[0][0]
     event_id = f'"{TYPED}event_id"'
     con.execute("BEGIN TRANSACTION")
@@ -196,7 +243,9 @@ def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, pos: str, repor
                              "WHERE c.__reason IS NULL")
         # The repeated hashes (of every readable row: a superset) are few, so they form the build side of the
         # semi-join that picks the candidate rows.
-        con.execute("CREATE OR REPLACE TEMP TABLE twice_b AS SELECT __h FROM checked_b GROUP BY 1 HAVING count(*) > 1")
+        con.register("twice_arrow_b", pa.table({"__h": pa.array(_repeated_hashes(con, "checked_b", readable))}))
+        con.execute("CREATE OR REPLACE TEMP TABLE twice_b AS SELECT __h FROM twice_arrow_b")
+        con.unregister("twice_arrow_b")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE dropped_b AS "
             f"WITH maybe AS (SELECT c.{pos} AS r, c.{event_id} AS id FROM checked_b c SEMI JOIN twice_b t "
@@ -209,14 +258,24 @@ def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, pos: str, repor
         # insert may write in whatever order its threads finish.
         con.execute("SET preserve_insertion_order = false")
         try:
-            # That set is small: deleting it from the batch table (rather than anti-joining in the insert) keeps
-            # the insert a plain filtered scan, which DuckDB runs as a parallel batch insert.
-            if dropped:
-                con.execute(f"DELETE FROM checked_b WHERE {pos} IN (SELECT r FROM dropped_b)")
+            if checked.rows == "checked_b":
+                # That set is small: deleting it from the batch table (rather than anti-joining in the insert) keeps
+                # the insert a plain filtered scan, which DuckDB runs as a parallel batch insert.
+                if dropped:
+                    con.execute(f"DELETE FROM checked_b WHERE {pos} IN (SELECT r FROM dropped_b)")
+                keep = "__reason IS NULL"
+            else:
+                # The file read again: every record but the failing and the dropped ones (a small set, the build
+                # side of the anti-join), each found by its position in the file.
+                keep = (f"{pos} NOT IN (SELECT {pos} FROM checked_b WHERE __reason IS NOT NULL "
+                        "UNION ALL SELECT r FROM dropped_b)")
             stored = con.execute(f"INSERT INTO events ({cols}, batch_id) SELECT {typed}, {batch_id} "
-                                 "FROM checked_b WHERE __reason IS NULL").fetchall()[0][0]
+                                 f"FROM {checked.rows} WHERE {keep}").fetchall()[0][0]
         finally:
             con.execute("RESET preserve_insertion_order")
+        # A source read again must give the records that were checked: the same file, the same count.
+        if not unchanged() or stored != valid - dropped:
+            raise DataError(report.source, "changed while it was being ingested; nothing was stored (ingest it again)")
         con.execute(
             f"INSERT INTO quarantine SELECT {batch_id}, ?, __row, field, code, detail, raw, "
             f"now() AT TIME ZONE 'UTC' FROM {staged.rejected} ORDER BY __row",

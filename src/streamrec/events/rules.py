@@ -111,6 +111,14 @@ def typed_expression(column: Column, staged_type: str | None) -> str:
     return f"TRY_CAST({raw} AS {column.sql_type})"
 
 
+def _trimmed(sql: str) -> str:
+    """nullif(trim(value), ''), without trim's copy of a value it leaves as it is: one of ASCII only (as many
+    characters as bytes, so no Unicode space, the only other thing trim removes), neither empty nor starting or
+    ending with a space. Those tests cost less than the copy, and most values pass them."""
+    return (f"CASE WHEN strlen({sql}) = length({sql}) AND {sql} <> '' AND NOT starts_with({sql}, ' ') "
+            f"AND NOT ends_with({sql}, ' ') THEN {sql} ELSE nullif(trim({sql}), '') END")
+
+
 def typed_columns(staged_types: dict[str, str], clean: frozenset[str] = frozenset()) -> list[str]:
     """SELECT items giving every canonical column a typed value, named TYPED + column name. A `clean` text column
     (every value of it in the file is its own typed value, see `clean_values_sql`) is taken as it is."""
@@ -123,7 +131,7 @@ def typed_columns(staged_types: dict[str, str], clean: frozenset[str] = frozense
             allowed = ", ".join(_q(t) for t in EVENT_TYPES)
             expr = f"CASE WHEN {expr} IN ({allowed}) THEN {expr} ELSE lower(trim({expr})) END"
         elif column.sql_type == "VARCHAR":
-            expr = f"nullif(trim({expr}), '')"
+            expr = _trimmed(expr)
         items.append(f'{expr} AS "{TYPED}{column.name}"')
     return items
 
@@ -138,7 +146,7 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
     file's distinct values): no rule on a value alone can fail there, so only their NULL test stays in the fast
     path (the rules themselves stay, for the rows that leave it).
     """
-    # Shared fast-path tests: one control-character test over the joined ids stands for the id rules, one NUL
+    # Shared fast-path tests: one control-character test over the ids stands for the id rules, one NUL
     # test over the other joined text columns for their NUL-byte rules (concat skips NULLs); the allowed event
     # types stand for the type's text rules.
     def joined(names: list[str]) -> str:
@@ -148,11 +156,18 @@ def build_rules(config: IngestConfig, staged_types: dict[str, str], check_titles
              if c.sql_type == "VARCHAR" and c.name in staged_types and c.name != "type" and c.name not in clean]
     ids = [n for n in texts if n in _IDS]
     others = [n for n in texts if n not in _IDS]
-    # The ids' shared test: JSON escapes every character below 0x20 (so the JSON text of a string holding one is
-    # longer than the string plus its two quotes; a quote or a backslash also lengthens it, and merely sends the
-    # row to the ordered rules), and DEL is looked for on its own. Both cost a fraction of a regex match.
-    clean_ids = (f"(strlen(to_json({joined(ids)})::VARCHAR) = strlen({joined(ids)}) + 2 "
-                 f"AND NOT contains({joined(ids)}, chr(127)))") if ids else "TRUE"
+    # The ids' shared test, per id (no joined copy): URL encoding keeps a text as it is only when every byte is a
+    # letter, a digit or one of -._~ (most ids), so none is a control character; otherwise JSON escapes every
+    # character below 0x20 (so the JSON text of a string holding one is longer than the string plus its two
+    # quotes; a quote or a backslash also lengthens it, and merely sends the row to the ordered rules), and DEL is
+    # looked for on its own. Each costs a fraction of a regex match, and the JSON test only runs where URL
+    # encoding changed the text.
+    def clean_id(name: str) -> str:
+        text = f'"{TYPED}{name}"'
+        return (f"({text} IS NULL OR strlen(url_encode({text})) = strlen({text}) OR "
+                f"(strlen(to_json({text})::VARCHAR) = strlen({text}) + 2 AND NOT contains({text}, chr(127))))")
+
+    clean_ids = f"({' AND '.join(clean_id(n) for n in ids)})" if ids else "TRUE"
     no_nul = f"NOT contains({joined(others)}, chr(0))" if others else "TRUE"
     allowed_type = f'"{TYPED}type" IN ({", ".join(_q(t) for t in EVENT_TYPES)})'
     ts = f'"{TYPED}ts"'

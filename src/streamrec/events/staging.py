@@ -48,6 +48,10 @@ class Staged:
     # canonical text column → a query of its distinct raw values (column RAW + name), for the columns where a
     # per-file look at those values is cheap (dictionary-encoded Parquet): a clean column skips per-row work
     distinct_sql: dict[str, str] = field(default_factory=dict)
+    # source_sql reads the file itself, which costs little to read again, and __idx numbers its records the same
+    # way on every read (Parquet): the check keeps only what it found per row, and the insert reads the file again
+    # rather than a typed copy of every row. Otherwise (CSV, JSONL) the check keeps the typed rows.
+    rescan: bool = False
 
     def after_scan(self, con: duckdb.DuckDBPyConnection) -> None:
         if self.post_sql:  # reader rejects that are only known after the scan (CSV)
@@ -152,7 +156,8 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejec
     mapping, ignored = _match_columns(path, found)
     select = ", ".join(f'"{src}" AS "{RAW}{name}"' for name, src in mapping.items())
     source = f"SELECT {select}, file_row_number AS __idx FROM read_parquet({_lit(str(path))}, file_row_number=true)"
-    staged = Staged(source, rejected, {name: types[src] for name, src in mapping.items()}, "__idx", 1, ignored)
+    staged = Staged(source, rejected, {name: types[src] for name, src in mapping.items()}, "__idx", 1, ignored,
+                    rescan=True)
     texts = {src: name for name, src in mapping.items() if staged.staged_types[name].upper() == "VARCHAR"}
     staged.distinct_sql = {
         texts[src]: f'SELECT DISTINCT "{src}" AS "{RAW}{texts[src]}" FROM read_parquet({_lit(str(path))})'
