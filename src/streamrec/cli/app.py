@@ -19,6 +19,7 @@ from streamrec.cli import (
     preprocess_cmds,
     rank_cmds,
     serve_cmds,
+    simulate_cmds,
     train_cmds,
     tune_cmds,
     worker_cmds,
@@ -47,6 +48,7 @@ tune_cmds.register(app)
 demo_cmds.register(app)
 serve_cmds.register(app)
 worker_cmds.register(app)
+simulate_cmds.register(app)
 
 
 @app.callback()
