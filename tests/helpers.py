@@ -29,3 +29,22 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] | None 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def served_world(tiny_world_store: Path, root: Path, bundles: dict[str, int]) -> None:
+    """A data dir for serving tests: a copy of the tiny world's event store and pipeline bundles fitted on it, one
+    folder per name in `bundles` (name → ranker trees)."""
+    import shutil
+
+    from streamrec.features import events_relation
+    from streamrec.pipeline.bundle import fit_bundle
+    from streamrec.settings import DuckDBEventStoreConfig, PipelineConfig, RankerConfig
+    from streamrec.storage.events.duckdb import DuckDBEventStore
+
+    shutil.copy(tiny_world_store, root / "events.duckdb")
+    with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb", read_only=True) as store:
+        con = store.con
+        table = con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
+        for name, trees in bundles.items():
+            fit_bundle(con, table, events_relation(con), PipelineConfig(ranker=RankerConfig(n_estimators=trees))).save(
+                root / name)

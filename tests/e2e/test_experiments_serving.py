@@ -5,7 +5,6 @@ variant model are handled and said."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
 import pytest
@@ -13,11 +12,10 @@ from fastapi.testclient import TestClient
 
 from streamrec.experiments.assign import Assigner
 from streamrec.experiments.exposure import read_log
-from streamrec.features import events_relation
-from streamrec.pipeline.bundle import fit_bundle
 from streamrec.serving import build_state, create_app
-from streamrec.settings import DuckDBEventStoreConfig, PipelineConfig, RankerConfig, load_settings
+from streamrec.settings import DuckDBEventStoreConfig, load_settings
 from streamrec.storage.events.duckdb import DuckDBEventStore
+from tests.helpers import served_world
 
 KEY = "experiments-key-1234"
 
@@ -25,13 +23,9 @@ KEY = "experiments-key-1234"
 @pytest.fixture(scope="module")
 def served(tiny_world_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("experiments")
-    shutil.copy(tiny_world_store, root / "events.duckdb")
+    served_world(tiny_world_store, root, {"v1": 10, "v2": 12})
     with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb", read_only=True) as store:
         con = store.con
-        table = con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
-        for name, trees in (("v1", 10), ("v2", 12)):
-            fit_bundle(con, table, events_relation(con), PipelineConfig(ranker=RankerConfig(n_estimators=trees))).save(
-                root / name)
         users = [r[0] for r in con.execute("SELECT user_id FROM interactions GROUP BY 1 ORDER BY 1").fetchall()]
         regions = dict(con.execute("SELECT user_id, region FROM users").fetchall())
     region = regions[users[0]]

@@ -5,7 +5,6 @@ answers from fallbacks while it is down (/readyz degraded) and recovers by itsel
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import threading
@@ -17,13 +16,12 @@ from fastapi.testclient import TestClient
 
 from streamrec.errors import BackendError
 from streamrec.events.bus import open_event_bus
-from streamrec.features import events_relation
-from streamrec.pipeline.bundle import fit_bundle
 from streamrec.realtime import Worker
 from streamrec.serving import build_state, create_app
-from streamrec.settings import DuckDBEventStoreConfig, PipelineConfig, RankerConfig, load_settings
+from streamrec.settings import DuckDBEventStoreConfig, load_settings
 from streamrec.storage.events.duckdb import DuckDBEventStore
 from streamrec.storage.online import open_online_store
+from tests.helpers import served_world
 
 KEY = "realtime-key-1234"
 
@@ -31,12 +29,9 @@ KEY = "realtime-key-1234"
 @pytest.fixture(scope="module")
 def world(tiny_world_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("realtime")
-    shutil.copy(tiny_world_store, root / "events.duckdb")
+    served_world(tiny_world_store, root, {"v1": 10})
     with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb", read_only=True) as store:
         con = store.con
-        table = con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
-        fit_bundle(con, table, events_relation(con), PipelineConfig(ranker=RankerConfig(n_estimators=10))).save(
-            root / "v1")
         users = [r[0] for r in con.execute("SELECT user_id FROM interactions GROUP BY 1 ORDER BY count(*) DESC, 1 "
                                            "LIMIT 10").fetchall()]
         items = [r[0] for r in con.execute("SELECT item_id FROM titles ORDER BY 1").fetchall()]
