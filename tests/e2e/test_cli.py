@@ -86,7 +86,8 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch):
     for text in ("events stored", "quarantined: bad_enum", "files skipped by checksum", "interactions out",
                  "features build", "model comparison", "champion: ", "ranked pipeline vs best single source",
                  "registered the pipeline as version", "one request through the registered pipeline", "ranker ms",
-                 "a live event: the worker beside the API", "live → the next list", "is gone"):
+                 "a live event: the worker beside the API", "live → the next list", "is gone", "a simulated A/B",
+                 "simulated viewers", "experiment demo-ab", "sample ratio check", "decision: "):
         assert text in result.output
     assert "STILL listed" not in result.output
 

@@ -13,6 +13,7 @@ from streamrec.cli import (
     candidates_cmds,
     data_cmds,
     demo_cmds,
+    experiment_cmds,
     features_cmds,
     ingest_cmds,
     models_cmds,
@@ -39,6 +40,7 @@ app = typer.Typer(
 app.add_typer(data_cmds.app, name="data")
 app.add_typer(models_cmds.app, name="models")
 app.add_typer(features_cmds.app, name="features")
+app.add_typer(experiment_cmds.app, name="experiment")
 ingest_cmds.register(app)
 preprocess_cmds.register(app)
 train_cmds.register(app)

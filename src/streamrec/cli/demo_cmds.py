@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         and compare the model zoo, register the champion, evaluate the ranked pipeline stage by stage, and print
         what each stage did."""
         from streamrec.cli import (candidates_cmds, features_cmds, ingest_cmds, preprocess_cmds, rank_cmds, train_cmds,
-                                   worker_cmds)
+                                   experiment_cmds, worker_cmds)
         from streamrec.evaluation import write_report
         from streamrec.training import interactions_from_store, train_and_register
         from streamrec.data.synthetic import WorldConfig, generate_world
@@ -92,11 +92,15 @@ def register(app: typer.Typer) -> None:
         state = build_state(served)
         if user is not None:
             worker_cmds.show_live_event(state, user)
+        if trained.version is not None and out.version is not None and str(out.version) != str(trained.version):
+            console.rule(f"9. a simulated A/B: the ranked pipeline (v{trained.version}) against the best single model "
+                         f"(v{out.version}, {out.best}), viewers with their true taste, then the analysis")
+            experiment_cmds.demo_ab(served, str(trained.version), str(out.version), world, days=3, seed=seed)
         console.rule(f"done in {time.perf_counter() - began:.1f}s — data in {root}")
         if serve:
             from streamrec.cli.serve_cmds import run_server
 
-            console.rule("9. serve the API (the synthetic world's clock: just after its newest event)")
+            console.rule("10. serve the API (the synthetic world's clock: just after its newest event)")
             run_server(served, state)
 
 
