@@ -97,3 +97,27 @@ def test_a_variant_model_that_cannot_load_is_named_and_its_users_get_the_served_
     for user in [u for u in served["users"] if served["regions"][u] == served["region"]][:10]:
         body = client.get(f"/v1/users/{user}/recommendations").json()
         assert body["model_version"] == "v1" and body["fallback"] is None
+
+
+def test_definitions_are_listed_and_replaced_through_the_admin_api(served):
+    client, state = served["client"], served["state"]
+    listed = client.get("/v1/experiments").json()
+    assert [e["name"] for e in listed["experiments"]] == ["ranker-test"]
+    new = [{"name": "diversity-test", "variants": [{"name": "low", "diversity": 0.0}, {"name": "high",
+                                                                                       "diversity": 0.8}]}]
+    assert client.put("/v1/admin/experiments", json={"experiments": new}).status_code == 401
+    bad = [new[0], {**new[0]}]  # a repeated name
+    r = client.put("/v1/admin/experiments", json={"experiments": bad}, headers={"X-API-Key": KEY})
+    assert r.status_code == 422 and "repeat" in r.json()["message"]
+    r = client.put("/v1/admin/experiments", json={"experiments": [{"name": "x", "variants": [{"name": "a"}]}]},
+                   headers={"X-API-Key": KEY})
+    assert r.status_code == 422 and "variants" in r.json()["problems"][0]["where"]
+    try:
+        r = client.put("/v1/admin/experiments", json={"experiments": new}, headers={"X-API-Key": KEY})
+        assert r.status_code == 200, r.text
+        assert [e["name"] for e in client.get("/v1/experiments").json()["experiments"]] == ["diversity-test"]
+        body = client.get(f"/v1/users/{served['users'][0]}/recommendations").json()
+        assert body["experiment"] == "diversity-test" and body["variant"] in ("low", "high")
+        assert body["model_version"] == "v1"
+    finally:  # the module's other tests keep their experiment
+        state.set_experiments(served["settings"].experiments)

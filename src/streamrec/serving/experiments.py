@@ -52,8 +52,6 @@ class Experiments:
         self.holders = {ref: ModelHolder(loader) for ref in refs}
         self.log = ExposureLog(settings.data_dir / "experiments" / "exposures", self.assigner,
                                profile=lambda user: (world.region_of(user, None), world.signups.get(user)))
-        if settings.experiments:
-            world.bus.subscribe(self.log)
 
     def load_models(self) -> None:
         """Load every variant's model; one that fails is named in /readyz and its users get the served model."""

@@ -20,6 +20,8 @@ from streamrec.serving.schemas import (
     ErrorBody,
     EventBatch,
     EventsAccepted,
+    ExperimentDefinitions,
+    ExperimentList,
     Health,
     HomePage,
     Models,
@@ -69,7 +71,8 @@ def _titles(answer) -> list[Title]:
 def install(app: FastAPI, state: ServingState) -> None:
     cfg = state.settings.serving
     world, metrics = state.world, state.metrics
-    experiments = state.experiments or Experiments(state.settings, world, state.holder.loader)
+    if state.experiments is None:
+        state.experiments = Experiments(state.settings, world, state.holder.loader)
     admin = [Depends(key_checker(cfg.api_keys))]
     UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID, description="profile id")]
     Region = Annotated[str | None, Query(min_length=1, max_length=16, pattern=ID,
@@ -88,6 +91,7 @@ def install(app: FastAPI, state: ServingState) -> None:
         """One ranked list for a user (unknown users get cold-start titles by region and popularity), from the
         model and settings of the user's experiment variant, if any."""
         at = world.clock()
+        experiments = state.experiments
         route = experiments.route(user_id, region, at, state.holder.current)
         answer = answers.one_list(world, route.model, user_id, k, region, exclude, explain, at=at, device=device,
                                   diversity=route.diversity)
@@ -103,6 +107,7 @@ def install(app: FastAPI, state: ServingState) -> None:
                  device: Annotated[str | None, Query(min_length=1, max_length=32, pattern=ID)] = None) -> HomePage:
         """A whole homepage: rows in an order chosen for the user, no title in two rows."""
         at = world.clock()
+        experiments = state.experiments
         route = experiments.route(user_id, region, at, state.holder.current)
         rows, fallback, counts = answers.home(world, route.model, user_id, cfg.row_size, region, at=at, device=device,
                                               diversity=route.diversity)
@@ -171,6 +176,18 @@ def install(app: FastAPI, state: ServingState) -> None:
         model = state.reload("champion") if request.reload else state.holder.current
         return Promoted(**_attributed(model), champion=change.champion, previous=change.previous_champion, served=_served(model))
 
+    @v1.get("/experiments", response_model=ExperimentList, tags=["experiments"])
+    def list_experiments() -> ExperimentList:
+        """The experiments being served (definitions as validated)."""
+        return ExperimentList(**_attributed(state.holder.current), experiments=state.experiments.assigner.experiments)
+
+    @v1.put("/admin/experiments", response_model=ExperimentList, dependencies=admin, tags=["admin"])
+    def set_experiments(body: ExperimentDefinitions) -> ExperimentList:
+        """Replace the experiment definitions in this process (validated; variant models loaded before the swap).
+        The settings file stays the source of truth across restarts."""
+        new = state.set_experiments(body.experiments)
+        return ExperimentList(**_attributed(state.holder.current), experiments=new.assigner.experiments)
+
     app.include_router(v1)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
@@ -185,7 +202,7 @@ def install(app: FastAPI, state: ServingState) -> None:
         reasons = [state.holder.problem] if state.holder.problem else []
         if model is None and not reasons:
             reasons.append("no model loaded: serving trending titles")
-        reasons += experiments.problems()
+        reasons += state.experiments.problems()
         store = world.store_degraded()
         if store:
             reasons.append(store + " (lists fall back to trending titles until it is back)")

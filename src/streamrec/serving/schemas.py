@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from streamrec.experiments.config import ExperimentConfig
+
 VARIANT = "default"  # the variant of a response in no experiment
 
 
@@ -130,3 +132,12 @@ class ErrorBody(Attributed):
     error: str
     message: str
     problems: list[Problem] = []
+
+
+class ExperimentDefinitions(BaseModel):
+    experiments: list[ExperimentConfig] = Field(max_length=100, description="every experiment to serve (replaces "
+                                                                             "the current ones)")
+
+
+class ExperimentList(Attributed):
+    experiments: list[ExperimentConfig]

@@ -39,6 +39,35 @@ class ServingState:
                 self._registry = open_registry(self.settings)
             return self._registry
 
+    def log_outcomes(self, events) -> None:
+        """Bus subscriber: outcome events into the current experiments' exposure log."""
+        current = self.experiments
+        if current is not None and current.assigner.experiments:
+            current.log(events)
+
+    def set_experiments(self, experiments: list) -> Experiments:
+        """Replace the experiment definitions (validated; variant models loaded first), swapped atomically; the old
+        exposure log is flushed. Lasts until the process restarts: the settings file stays the source of truth.
+
+        Raises:
+            ConfigError: the definitions are inconsistent (repeated names, a layer's traffic over 1).
+        """
+        from streamrec.errors import ConfigError
+        from streamrec.experiments.config import check_layers
+
+        try:
+            check_layers(list(experiments))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        settings = self.settings.model_copy(update={"experiments": list(experiments)})
+        new = Experiments(settings, self.world, self.holder.loader)
+        new.load_models()
+        old, self.experiments = self.experiments, new
+        if old is not None:
+            old.close()
+        log.info("experiments.replaced", experiments=[e.name for e in experiments])
+        return new
+
     def reload(self, ref: str | None = None):
         """Load `ref` (default: the configured model) and swap it in; counted and shown in metrics.
 
@@ -76,6 +105,7 @@ def build_state(settings: Settings, store: OnlineStore | None = None, bus: Event
     loader = model_loader(settings, world, fill_features)
     state = ServingState(settings, world, ModelHolder(loader))
     state.experiments = Experiments(settings, world, loader)
+    world.bus.subscribe(state.log_outcomes)
     if load_model:
         try:
             state.reload()
