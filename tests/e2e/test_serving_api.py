@@ -324,3 +324,17 @@ def test_warm_pools_rank_active_users_at_load_so_their_first_request_only_reads(
     hits = [line for line in metrics.splitlines() if line.startswith('streamrec_pipeline_events_total{name="ranked_pool_hit"}')]
     assert hits and float(hits[0].split()[-1]) == 5
     assert 'streamrec_pipeline_events_total{name="ranked_pool_refresh"}' not in metrics
+
+
+def test_only_a_data_clock_can_be_moved_and_only_with_a_key(world):
+    settings = world["settings"]
+    state = build_state(settings, load_model=False)
+    client = TestClient(create_app(settings, state), raise_server_exceptions=False)
+    at = "2030-01-02T03:04:05"
+    assert client.post("/v1/admin/clock", json={"at": at}).status_code == 401
+    r = client.post("/v1/admin/clock", json={"at": at}, headers={"X-API-Key": KEY})
+    assert r.status_code == 200 and r.json()["now"].startswith("2030-01-02T03:04")
+    wall = settings.model_copy(update={"serving": settings.serving.model_copy(update={"clock": "now"})})
+    client = TestClient(create_app(wall, build_state(wall, load_model=False)), raise_server_exceptions=False)
+    r = client.post("/v1/admin/clock", json={"at": at}, headers={"X-API-Key": KEY})
+    assert r.status_code == 422 and "wall clock" in r.json()["message"]

@@ -230,6 +230,9 @@ def test_the_http_transport_runs_the_loop_against_a_running_server(world):
         plays = result.log.filter(pc.equal(result.log["type"], "play")).to_pylist()
         assert plays and all(any(h.item_id == p["item_id"] for h in state.world.store.history(p["user_id"]))
                              for p in plays)
+        # the server's day was the simulation's: POST /v1/admin/clock moved its data clock before each request
+        last = max(r["ts"] for r in result.log.to_pylist() if r["type"] == "exposure")
+        assert abs(state.world.clock() - last) < timedelta(minutes=5)
         transport.close()
         wrong = HttpTransport(f"http://127.0.0.1:{port}", "wrong-key")
         with pytest.raises(BackendError, match="status 401"):

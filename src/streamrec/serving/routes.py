@@ -20,6 +20,8 @@ from streamrec.serving.schemas import (
     ErrorBody,
     EventBatch,
     EventsAccepted,
+    ClockRequest,
+    ClockSet,
     ExperimentDefinitions,
     ExperimentList,
     Health,
@@ -175,6 +177,13 @@ def install(app: FastAPI, state: ServingState) -> None:
         change = state.registry().promote(request.version)
         model = state.reload("champion") if request.reload else state.holder.current
         return Promoted(**_attributed(model), champion=change.champion, previous=change.previous_champion, served=_served(model))
+
+    @v1.post("/admin/clock", response_model=ClockSet, dependencies=admin, tags=["admin"])
+    def set_clock(body: ClockRequest) -> ClockSet:
+        """Move the request clock of a server run with `serving.clock = "data"` (a simulation over HTTP drives the
+        service's day); a wall clock is refused (422)."""
+        world.clock.set(body.at)
+        return ClockSet(**_attributed(state.holder.current), now=world.clock())
 
     @v1.get("/experiments", response_model=ExperimentList, tags=["experiments"])
     def list_experiments() -> ExperimentList:

@@ -141,3 +141,11 @@ class ExperimentDefinitions(BaseModel):
 
 class ExperimentList(Attributed):
     experiments: list[ExperimentConfig]
+
+
+class ClockRequest(BaseModel):
+    at: datetime = Field(description="the request time from now on (naive: UTC)")
+
+
+class ClockSet(Attributed):
+    now: datetime

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from streamrec.data.catalog import MATURITY_LEVELS
-from streamrec.errors import BackendError
+from streamrec.errors import BackendError, ConfigError
 from streamrec.events.bus import EventBus, InProcessEventBus
 from streamrec.events.validate import BatchValidator
 from streamrec.logs import get_logger
@@ -42,6 +42,22 @@ class Clock:
         if self._start is None:
             return datetime.now(UTC).replace(tzinfo=None)
         return self._start + timedelta(seconds=time.monotonic() - self._began)
+
+    @property
+    def settable(self) -> bool:
+        return self._start is not None
+
+    def set(self, at: datetime) -> None:
+        """Move a data clock to `at` (it goes on with the wall clock from there): a simulation over HTTP drives the
+        service's day this way.
+
+        Raises:
+            ConfigError: a wall clock ('now') cannot be moved.
+        """
+        if self._start is None:
+            raise ConfigError("the request clock is the wall clock (serving.clock = 'now'); only a 'data' clock can "
+                              "be set")
+        self._start, self._began = (at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at), time.monotonic()
 
 
 @dataclass

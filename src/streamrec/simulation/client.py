@@ -188,11 +188,19 @@ class HttpTransport:
         self.base = parts.path.rstrip("/")
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         self.conn = kind(parts.hostname, parts.port, timeout=timeout_s)
+        self._clock_refused = False
 
     def set_time(self, at: datetime) -> None:
-        """Nothing: a server's clock is its own ('data': just after its newest stored event, then the wall clock).
-        Events are stamped with simulated time, so the ones stamped past the server's clock count as watched at once
-        (exclusions) but join the ranker's history only when its clock reaches them."""
+        """Move the server's clock (POST /v1/admin/clock; a server run with serving.clock = "data"), so its day is
+        the simulation's. A wall-clock server refuses: its clock stays its own, and events stamped past it count as
+        watched at once (exclusions) but join the ranker's history only when its clock reaches them."""
+        if self._clock_refused:
+            return
+        status, body = self._call("POST", "/v1/admin/clock", {"at": at.isoformat()}, {"X-API-Key": self.key})
+        if status == 422:
+            self._clock_refused = True
+        elif status != 200:
+            raise BackendError(f"POST {self.url}/v1/admin/clock: status {status}: {str(body)[:300]}")
 
     def _call(self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None):
         data = json.dumps(body).encode() if body is not None else None
