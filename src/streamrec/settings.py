@@ -382,6 +382,8 @@ class ServingConfig(BaseModel, extra="forbid"):
     ranked_ttl_s: float = Field(
         300.0, ge=0, description="how long (in request time) a user's ranked pool from the refresh path answers "
                                  "requests while their history is unchanged; 0: every request runs the whole pipeline")
+    land_events: bool = Field(True, description="write accepted live events under DATA_DIR/incoming/live (one "
+                                                "Parquet part per batch) for `streamrec ingest`")
     warm_pools: int = Field(0, ge=0, description="at model load, before the swap, rank the pools of this many "
                                                  "profiles, most recently active first (the batch refresh path)")
     ranked_pool: int = Field(100, ge=50, le=10_000, description="titles kept per ranked pool (requests with more "

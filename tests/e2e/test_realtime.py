@@ -5,6 +5,7 @@ answers from fallbacks while it is down (/readyz degraded) and recovers by itsel
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -230,3 +231,59 @@ def test_the_worker_verb_applies_events_and_stops_gracefully_on_sigterm(world, r
             proc.kill()
     assert proc.returncode == 0, out
     assert "applied 600" in out and "stopped after" in out
+
+
+def stored_ids(db, prefix: str) -> list[str]:
+    with DuckDBEventStore(DuckDBEventStoreConfig(), db, read_only=True) as store:
+        return [r[0] for r in store.con.execute("SELECT event_id FROM events WHERE event_id LIKE ? ORDER BY 1",
+                                                [prefix + "%"]).fetchall()]
+
+
+def ingest_landed(root, folder) -> None:
+    from streamrec.events.runner import ingest_paths
+    from streamrec.settings import IngestConfig
+
+    with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb") as store:
+        ingest_paths(store, [folder], IngestConfig(unknown_titles="accept"))
+
+
+def test_accepted_events_are_landed_and_ingested_into_the_event_store_exactly_once(world, tmp_path):
+    root = tmp_path / "land"
+    shutil.copytree(world["root"], root, ignore=shutil.ignore_patterns("incoming", "experiments"))
+    settings = load_settings(data_dir=root, serving={"clock": "data", "api_keys": [KEY], "model": str(root / "v1")})
+    state = build_state(settings)
+    client = TestClient(create_app(settings, state), raise_server_exceptions=False)
+    user = world["users"][4]
+    batch = [finished(state, f"land-{i}", user, item) for i, item in enumerate(world["items"][:3])]
+    for events in (batch, batch[:2]):  # the second post repeats two events (a client retry)
+        assert client.post("/v1/events", json={"events": events}, headers={"X-API-Key": KEY}).status_code == 202
+    folder = root / "incoming" / "live"
+    assert len(list(folder.glob("date=*/part-*.parquet"))) == 2 and not list(folder.glob("date=*/.*"))
+    ingest_landed(root, folder)
+    ingest_landed(root, folder)  # again: the manifest skips the files
+    assert stored_ids(root / "events.duckdb", "land-") == ["land-0", "land-1", "land-2"]
+
+
+def test_the_worker_lands_each_batch_before_acknowledging_it(world, redis_url, tmp_path):
+    from streamrec.realtime.landing import EventLanding
+
+    root = tmp_path / "land-redis"
+    shutil.copytree(world["root"], root, ignore=shutil.ignore_patterns("incoming", "experiments"))
+    settings = settings_for(world, redis_url)
+    bus = open_event_bus(settings.event_bus)
+    events = live_batch(world, 0, 300, "2026-05-04T10:00:00")
+    bus.publish(events)
+    bus.publish(events[:50])  # delivered again: landed twice, stored once
+    landing = EventLanding(root / "incoming" / "live")
+    worker = Worker(open_event_bus(settings.event_bus), open_online_store(settings.online_store), "lander",
+                    count=100, landing=landing)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop, 50), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: landing.written == 350, 30, "every delivered event landed")
+    finally:
+        stop.set()
+        thread.join(10)
+    ingest_landed(root, root / "incoming" / "live")
+    assert stored_ids(root / "events.duckdb", "load-") == sorted(e["event_id"] for e in events)

@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(500, min=1, max=100_000, help="events per read from the bus"),
         seconds: Optional[float] = typer.Option(None, min=0.1, help="stop after this long (default: until SIGTERM "
                                                                     "or Ctrl-C)"),
+        land: bool = typer.Option(True, help="also write each batch under DATA_DIR/incoming/live for "
+                                             "`streamrec ingest` (the event store)"),
     ) -> None:
         """Apply live events from the event bus to the online store (several workers share one consumer group)."""
         from streamrec.errors import ConfigError
@@ -42,7 +44,10 @@ def register(app: typer.Typer) -> None:
         if seconds is not None:
             threading.Timer(seconds, stop.set).start()
         began = time.perf_counter()
-        running = Worker(bus, store, name, count=batch)
+        from streamrec.realtime.landing import EventLanding
+
+        landing = EventLanding(settings.data_dir / "incoming" / "live") if land else None
+        running = Worker(bus, store, name, count=batch, landing=landing)
         console.print(f"worker [bold]{name}[/] in group '{running.consumer.group}' on {settings.event_bus.type} → "
                       f"online store {settings.online_store.type}; SIGTERM or Ctrl-C stops it")
         try:
@@ -53,7 +58,8 @@ def register(app: typer.Typer) -> None:
         took = time.perf_counter() - began
         console.print(f"stopped after {took:.1f} s: applied {counts.get('applied', 0):,}, duplicates "
                       f"{counts.get('duplicates', 0):,}, ignored {counts.get('ignored', 0):,} (not engagements), "
-                      f"{running.outages} backend outages waited out")
+                      f"{running.outages} backend outages waited out"
+                      + (f"; {landing.written:,} events landed in {landing.folder}" if landing else ""))
 
 
 def show_live_event(state, user: str) -> dict:
@@ -75,6 +81,8 @@ def show_live_event(state, user: str) -> dict:
              "ts": world.clock() - timedelta(seconds=1), "fraction": 1.0}
     began = time.perf_counter()
     checked = world.validator.check([event])
+    if world.landing is not None:  # as POST /v1/events does: kept for the event store first
+        world.landing(checked.valid)
     world.bus.publish(checked.valid)
     after = answers.one_list(world, model, user, 10, None)
     fresh_ms = (time.perf_counter() - began) * 1000

@@ -18,6 +18,7 @@ from streamrec.errors import BackendError
 from streamrec.events.bus.base import EventBus
 from streamrec.logs import get_logger
 from streamrec.realtime.apply import EventApplier
+from streamrec.realtime.landing import EventLanding
 from streamrec.storage.online.base import OnlineStore
 
 log = get_logger(__name__)
@@ -30,8 +31,10 @@ class StoreUnavailable(BaseException):
 class Worker:
     """Consumes `bus` as member `name` of its consumer group and records engagements in `store`."""
 
-    def __init__(self, bus: EventBus, store: OnlineStore, name: str, count: int = 500):
-        self.store, self.name = store, name
+    def __init__(self, bus: EventBus, store: OnlineStore, name: str, count: int = 500,
+                 landing: EventLanding | None = None):
+        """`landing`: also write each batch for the event store (before it is acknowledged)."""
+        self.store, self.name, self.landing = store, name, landing
         self.applier = EventApplier(store)
         self.consumer = bus.consumer(name, self._handle, count=count)
         self.polls = 0
@@ -40,8 +43,12 @@ class Worker:
     def _handle(self, events: Sequence[Mapping[str, Any]]) -> None:
         try:
             self.applier(events)
+            if self.landing is not None:
+                self.landing(events)
         except BackendError as exc:
             raise StoreUnavailable(str(exc)) from exc
+        except OSError as exc:  # the landing folder's disk: the batch stays pending, delivered again later
+            raise StoreUnavailable(f"landing events failed: {exc}") from exc
 
     def run(self, stop: threading.Event, block_ms: int = 200,
             progress: Callable[[Worker], None] | None = None) -> dict[str, int]:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Response
 
-from streamrec.errors import NotFound, ValidationError
+from streamrec.errors import BackendError, NotFound, ValidationError
 from streamrec.serving import answers
 from streamrec.serving.metrics import CONTENT_TYPE
 from streamrec.serving.models import ServedModel
@@ -144,6 +144,12 @@ def install(app: FastAPI, state: ServingState) -> None:
             raise ValidationError("body", None, f"events.{first.index}.{first.field}",
                                   f"{first.reason}: {first.detail}" + (f" (and {len(checked.rejected) - 1} more)"
                                                                        if len(checked.rejected) > 1 else ""))
+        if world.landing is not None and checked.valid:  # stored for the event store before the answer says accepted
+            try:
+                world.landing(checked.valid)
+            except OSError as exc:
+                raise BackendError(f"events not accepted: writing them under {world.landing.folder} failed: "
+                                   f"{exc}") from exc
         world.bus.publish(checked.valid)
         metrics.events.labels("accepted").inc(len(checked.valid))
         return EventsAccepted(**_attributed(state.holder.current), accepted=len(checked.valid),

@@ -23,6 +23,7 @@ from streamrec.logs import get_logger
 from streamrec.pipeline.filters import CatalogFilter, UserContext
 from streamrec.pipeline.serving import ENGAGED, ServingCatalog
 from streamrec.realtime.apply import EventApplier
+from streamrec.realtime.landing import EventLanding
 from streamrec.settings import Settings
 from streamrec.storage.online import OnlineStore
 
@@ -88,6 +89,7 @@ class ServingWorld:
     default_region: str | None = None
     profiles: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # user → (region, maturity limit)
     apply_live: bool = True  # the worker beside the API: apply published events in this process
+    landing: EventLanding | None = None  # where accepted events are written for the event store (in-process bus)
     trending_days: float = 7.0
 
     def __post_init__(self) -> None:
@@ -239,6 +241,9 @@ def build_world(con, settings: Settings, store: OnlineStore | None = None,
         from streamrec.events.bus import open_event_bus
 
         bus = open_event_bus(settings.event_bus)
+    embedded = isinstance(bus, InProcessEventBus)  # else `streamrec worker` processes apply and land the events
+    landing = EventLanding(settings.data_dir / "incoming" / "live") if settings.serving.land_events and embedded \
+        else None
     return ServingWorld(catalog, store, flt, popularity, clock, validator, bus,
                         settings.serving.default_region or most_common_region(profiles), profiles,
-                        apply_live=isinstance(bus, InProcessEventBus), trending_days=settings.serving.trending_days)
+                        apply_live=embedded, trending_days=settings.serving.trending_days, landing=landing)
