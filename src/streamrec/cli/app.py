@@ -17,6 +17,7 @@ from streamrec.cli import (
     features_cmds,
     ingest_cmds,
     models_cmds,
+    monitor_cmds,
     preprocess_cmds,
     rank_cmds,
     serve_cmds,
@@ -51,6 +52,7 @@ demo_cmds.register(app)
 serve_cmds.register(app)
 worker_cmds.register(app)
 simulate_cmds.register(app)
+monitor_cmds.register(app)
 
 
 @app.callback()
