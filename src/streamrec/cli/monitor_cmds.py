@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
                                                help="the recent feature snapshot to compare (folder or Parquet file; "
                                                     "default: DATA_DIR/features)"),
         thresholds: Optional[Path] = typer.Option(None, "--thresholds",
-                                                  help="TOML file with [drift] and [quality] thresholds"),
+                                                  help="TOML file with \\[drift] and \\[quality] thresholds"),
         as_json: bool = typer.Option(False, "--json", help="print the alerts as JSON after the report"),
     ) -> None:
         """Check data quality and feature drift, print a report; exit code 2 when an alert fires, 0 otherwise."""
