@@ -41,12 +41,14 @@ def section() -> str:
         "",
         "Most of it is the POST itself: a batch is validated by ingestion's own SQL rules in DuckDB, about 30 ms for "
         "one event (mostly planning the rule query; measured in process), and the list read after it ranks the user "
-        "again on the refresh path (3–5 ms). The margin is thin on a busy machine: a run while other work used about "
+        "again on the refresh path (3–5 ms); the accepted batch is also written as a Parquet part for the event "
+        "store before the answer. The margin is thin on a busy machine: a run while other work used about "
         "one core gave an embedded p99 of 71 ms. A cached plan for the API's validation is the next step.",
         "",
         "Worker throughput on Redis: the events are published first, then worker processes in one consumer group "
         "drain them (each event: dedup by event_id, history, per-title day count, in one Lua call; pipelined per "
-        "batch of 1,000); the rate between the first and the last progress seen, start-up left out.",
+        "batch of 1,000; each batch also written as a Parquet part for the event store before it is acknowledged); "
+        "the rate between the first and the last progress seen, start-up left out.",
         "",
         table(["worker processes", "events", "seconds", "events/s"], workers),
         "",
