@@ -159,6 +159,7 @@ def demo_ab(settings, control_model: str, treatment_model: str, world: Path, day
         transport.close()
     console.print(day_table(result, "in process, both variants"))
     at = result.log.column("ts").to_pylist()[-1] + timedelta(seconds=1)
+    looks = len({t.date() for t in result.log.column("ts").to_pylist()})  # late sessions spill past midnight
     analysis = run_analysis(result.log, plan_of(experiment, guardrails=(), min_users_per_variant=100,
-                                                planned_days=days), at)
+                                                planned_days=looks), at)
     print_analysis(analysis)
