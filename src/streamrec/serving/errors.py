@@ -3,20 +3,17 @@ is a 4xx, never a 5xx; no stack trace ever leaves the server (it goes to the log
 
 from __future__ import annotations
 
-import contextvars
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from streamrec.errors import BackendError, ConfigError, NotFound, StreamrecError, ValidationError
-from streamrec.logs import get_logger
+from streamrec.logs import REQUEST_ID, get_logger  # the request id lives in logs: every log line carries it
 from streamrec.serving.schemas import VARIANT
 
 log = get_logger(__name__)
 
-REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
           406: "not_acceptable", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
           422: "invalid_request"}
@@ -46,6 +43,8 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         where = {401: "header.x-api-key", 404: "path", 405: "method", 413: "body"}.get(exc.status_code, "request")
+        if exc.status_code in (401, 403):  # refused callers are worth a line (never the key they sent)
+            log.warning("http.refused", status=exc.status_code, method=request.method, path=request.url.path)
         return error_response(request, exc.status_code, _CODES.get(exc.status_code, "error"), detail,
                               [{"where": where, "what": detail}], getattr(exc, "headers", None))
 
@@ -64,6 +63,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(BackendError)
     async def _backend(request: Request, exc: BackendError) -> JSONResponse:
         # a backend that is down or full (the event bus's backpressure): the client may retry; nothing was accepted
+        log.warning("http.unavailable", path=request.url.path, error=str(exc)[:300])
         return error_response(request, 503, "unavailable", str(exc), [{"where": "backend", "what": str(exc)}],
                               {"Retry-After": "1"})
 

@@ -8,12 +8,15 @@ from fastapi import HTTPException, Security
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 
+from streamrec.logs import never_log
+
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="a key of serving.api_keys")
 
 
 def key_checker(keys: list[SecretStr]):
     """A FastAPI dependency that lets a request through only with one of `keys` in X-API-Key."""
     encoded = [k.get_secret_value().encode() for k in keys if k.get_secret_value()]
+    never_log(*(k.decode() for k in encoded))
 
     def require_api_key(key: str | None = Security(API_KEY_HEADER)) -> None:
         given = (key or "").encode()
