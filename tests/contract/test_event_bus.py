@@ -107,6 +107,22 @@ def test_a_new_group_starts_at_the_oldest_entry_the_bus_holds(make_bus):
     assert rec.ids == ["e0", "e1", "e2"]
 
 
+def test_the_backlog_of_a_group_counts_undelivered_and_pending_entries_until_acknowledged(make_bus):
+    bus = make_bus(claim_idle_ms=60_000)
+    assert bus.backlog("nobody") == 0  # no group yet
+    dying = Recorder(die_on_calls=[1])
+    consumer = bus.consumer("c1", dying, count=2)
+    assert bus.backlog() == 0
+    bus.publish([ev(i) for i in range(5)])
+    assert bus.backlog() == 5  # undelivered
+    with pytest.raises(Killed):
+        consumer.poll_once()
+    assert bus.backlog() == 5  # 2 pending (delivered, not acknowledged) + 3 undelivered
+    poll_until([consumer], lambda: len(dying.handled) == 3)
+    assert bus.backlog() == 2  # the two pending entries wait for `claim_idle_ms`
+    assert bus.backlog("nobody") == 0
+
+
 def test_every_group_gets_every_event_and_the_members_of_one_group_share_them(make_bus):
     bus = make_bus()
     a1, a2, b = Recorder(), Recorder(), Recorder()

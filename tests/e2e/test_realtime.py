@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,6 +23,7 @@ from streamrec.settings import DuckDBEventStoreConfig, load_settings
 from streamrec.storage.events.duckdb import DuckDBEventStore
 from streamrec.storage.online import open_online_store
 from tests.helpers import served_world
+from tests.redis_helpers import free_port
 
 KEY = "realtime-key-1234"
 
@@ -207,6 +208,18 @@ def test_redis_stopped_and_restarted_mid_stream_loses_no_event_and_serving_recov
         consumer.join(10)
 
 
+def worker_metric(port: int, name: str, **labels: str) -> float | None:
+    """One sample of the worker's /metrics (None when it has no such sample)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return next((s.value for f in text_string_to_metric_families(text) for s in f.samples
+                 if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())), None)
+
+
 def test_the_worker_verb_applies_events_and_stops_gracefully_on_sigterm(world, redis_url, tmp_path):
     import os
     import signal
@@ -217,13 +230,18 @@ def test_the_worker_verb_applies_events_and_stops_gracefully_on_sigterm(world, r
     settings = settings_for(world, redis_url)
     bus, store = open_event_bus(settings.event_bus), open_online_store(settings.online_store)
     bus.publish(live_batch(world, 0, 500, "2026-05-03T10:00:00"))
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamrec", "--data-dir", str(world["root"]), "worker", "--name",
-                             "cli-1", "--batch", "100"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                             "cli-1", "--batch", "100", "--metrics-port", str(port)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: sum(store.title_counts([date(2026, 5, 3)]).values()) == 500, 60, "the CLI worker applied")
         bus.publish(live_batch(world, 500, 100, "2026-05-03T10:00:00"))
         wait_until(lambda: sum(store.title_counts([date(2026, 5, 3)]).values()) == 600, 30, "and keeps applying")
+        wait_until(lambda: worker_metric(port, "streamrec_worker_consumer_lag") == 0, 30, "the lag went to 0")
+        assert worker_metric(port, "streamrec_worker_events_total", outcome="applied") == 600
+        assert worker_metric(port, "streamrec_worker_newest_event_timestamp_seconds") == \
+            datetime.fromisoformat("2026-05-03T10:00:00+00:00").timestamp()
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     finally:

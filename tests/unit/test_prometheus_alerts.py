@@ -20,7 +20,7 @@ def exposed() -> dict[str, set[str]]:
     """Sample name → label names, from a registry where every serving metric has seen one observation."""
     m = ServingMetrics()
     m.requests.labels("/v1/users/{user_id}/recommendations", "200").inc()
-    m.latency.labels("/v1/users/{user_id}/recommendations").observe(0.01)
+    m.latency.labels("/v1/users/{user_id}/recommendations", "default").observe(0.01)
     m.fallback("trending")
     m.counts({"filtered_watched": 1})
     m.events.labels("accepted").inc()

@@ -3,8 +3,13 @@ registry's champion), on 127.0.0.1 unless told otherwise."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -55,8 +60,29 @@ def run_server(settings, state=None) -> None:
 
     os.environ[SETTINGS_VARIABLE] = dump_settings(settings)
     print_urls(base, "u000001", None, None)
-    serve_workers(uvicorn.Config("streamrec.serving.app:app_from_environment", factory=True, host=cfg.host,
-                                 port=cfg.port, log_level="warning", access_log=False), cfg.workers)
+    with metrics_folder():
+        serve_workers(uvicorn.Config("streamrec.serving.app:app_from_environment", factory=True, host=cfg.host,
+                                     port=cfg.port, log_level="warning", access_log=False), cfg.workers)
+
+
+@contextlib.contextmanager
+def metrics_folder() -> Iterator[Path]:
+    """PROMETHEUS_MULTIPROC_DIR for the workers about to start (the caller's, emptied; else a new temporary folder,
+    removed at the end): each worker counts into its files there and /metrics adds up every worker's."""
+    from streamrec.serving.metrics import MULTIPROC_VARIABLE
+
+    given = os.environ.get(MULTIPROC_VARIABLE)
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="streamrec-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):  # values of an earlier run would be added to this one's
+        stale.unlink()
+    os.environ[MULTIPROC_VARIABLE] = str(folder)
+    try:
+        yield folder
+    finally:
+        if given is None:
+            os.environ.pop(MULTIPROC_VARIABLE, None)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def serve_workers(config, workers: int) -> None:
@@ -89,6 +115,7 @@ def serve_workers(config, workers: int) -> None:
                 if time.monotonic() - started < 10:
                     console.print(f"a worker exited at start (code {proc.exitcode}): stopping")
                     return
+                _forget_metrics_of(proc.pid)
                 procs[i] = (spawn.Process(target=_worker, args=(config,)), time.monotonic())
                 procs[i][0].start()
     finally:
@@ -101,6 +128,16 @@ def serve_workers(config, workers: int) -> None:
             proc.join(30)
             if proc.is_alive():
                 proc.kill()
+
+
+def _forget_metrics_of(pid: int | None) -> None:
+    """A dead worker's gauges no longer count (its counters and histograms still add up)."""
+    from streamrec.serving.metrics import MULTIPROC_VARIABLE
+
+    if pid is not None and os.environ.get(MULTIPROC_VARIABLE):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
 
 
 def _listener(host: str, port: int) -> socket.socket:

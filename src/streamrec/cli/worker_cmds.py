@@ -25,6 +25,10 @@ def register(app: typer.Typer) -> None:
                                                                     "or Ctrl-C)"),
         land: bool = typer.Option(True, help="also write each batch under DATA_DIR/incoming/live for "
                                              "`streamrec ingest` (the event store)"),
+        metrics_port: Optional[int] = typer.Option(None, min=1, max=65535, help="serve Prometheus metrics at "
+                                                   "/metrics on this port (events by outcome, consumer lag, "
+                                                   "freshness)"),
+        metrics_host: str = typer.Option("127.0.0.1", help="interface of the metrics port"),
     ) -> None:
         """Apply live events from the event bus to the online store (several workers share one consumer group)."""
         from streamrec.errors import ConfigError
@@ -50,9 +54,18 @@ def register(app: typer.Typer) -> None:
         running = Worker(bus, store, name, count=batch, landing=landing)
         console.print(f"worker [bold]{name}[/] in group '{running.consumer.group}' on {settings.event_bus.type} → "
                       f"online store {settings.online_store.type}; SIGTERM or Ctrl-C stops it")
+        exporter = None
+        if metrics_port is not None:
+            from streamrec.realtime.metrics import serve_worker_metrics
+
+            exporter = serve_worker_metrics(running, bus, metrics_port, metrics_host)
+            console.print(f"  metrics: http://{metrics_host}:{metrics_port}/metrics")
         try:
             counts = running.run(stop)
         finally:
+            if exporter is not None:
+                exporter.shutdown()
+                exporter.server_close()
             bus.close()
             store.close()
         took = time.perf_counter() - began

@@ -371,6 +371,7 @@ class OnlinePipeline:
         catalog_cols = self.to_catalog[cands.col]
         known = catalog_cols >= 0
         ok = known & allowed[np.where(known, catalog_cols, 0)]
+        counts["candidates"] += len(catalog_cols)
         counts["filtered_unknown"] += int((~known).sum())
         for code in reason[catalog_cols[known & ~ok]]:
             counts[f"filtered_{REASONS[code]}"] += 1

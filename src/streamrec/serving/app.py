@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from streamrec.serving import errors, routes
 from streamrec.logs import get_logger
 from streamrec.serving.errors import REQUEST_ID, internal_error_body
-from streamrec.serving.experiments import ATTRIBUTION
+from streamrec.serving.experiments import ATTRIBUTION, DEFAULT_VARIANT
 from streamrec.serving.schemas import VARIANT
 from streamrec.serving.security import BodyLimit
 from streamrec.serving.state import ServingState, build_state
@@ -26,7 +26,8 @@ log = get_logger(__name__)
 
 class RequestContext:
     """ASGI middleware: a request id (the caller's X-Request-ID when well formed, else a new one), attribution
-    headers on every response, and request counts and latency by route template."""
+    headers on every response, request counts by route template and status, and latency by route template and
+    experiment variant."""
 
     def __init__(self, app, state: ServingState):
         self.app, self.state = app, state
@@ -73,7 +74,8 @@ class RequestContext:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             self.state.metrics.requests.labels(template, str(status[0])).inc()
-            self.state.metrics.latency.labels(template).observe(time.perf_counter() - began)
+            self.state.metrics.latency.labels(template, shown.get("variant") or DEFAULT_VARIANT).observe(
+                time.perf_counter() - began)
 
 
 def create_app(settings: Settings, state: ServingState | None = None) -> FastAPI:

@@ -73,6 +73,7 @@ def _titles(answer) -> list[Title]:
 def install(app: FastAPI, state: ServingState) -> None:
     cfg = state.settings.serving
     world, metrics = state.world, state.metrics
+    catalog_size = len(world.filter.index)  # titles servable, for recommendation coverage
     if state.experiments is None:
         state.experiments = Experiments(state.settings, world, state.holder.loader)
     admin = [Depends(key_checker(cfg.api_keys))]
@@ -100,6 +101,7 @@ def install(app: FastAPI, state: ServingState) -> None:
         experiments.exposed(route, user_id, at, REQUEST_ID.get())
         metrics.fallback(answer.fallback)
         metrics.counts(answer.counts)
+        metrics.recommended(answer.items, catalog_size)
         return Recommendations(**_attributed(route.model, route), user_id=user_id,
                                region=world.region_of(user_id, region), fallback=answer.fallback,
                                items=_titles(answer))
@@ -116,6 +118,8 @@ def install(app: FastAPI, state: ServingState) -> None:
         experiments.exposed(route, user_id, at, REQUEST_ID.get())
         metrics.fallback(fallback)
         metrics.counts(counts)
+        for row in rows:
+            metrics.recommended(row.items, catalog_size)
         return HomePage(**_attributed(route.model, route), user_id=user_id, region=world.region_of(user_id, region),
                         fallback=fallback, rows=[Row(id=r.id, title=r.title, items=_titles(r)) for r in rows])
 
@@ -128,6 +132,7 @@ def install(app: FastAPI, state: ServingState) -> None:
         model = state.holder.current
         answer = answers.similar(world, model, item_id, k, region or world.default_region)
         metrics.fallback(answer.fallback)
+        metrics.recommended(answer.items, catalog_size)
         return Similar(**_attributed(model), item_id=item_id, fallback=answer.fallback, items=_titles(answer))
 
     @v1.post("/events", response_model=EventsAccepted, status_code=202, dependencies=admin, tags=["events"])
@@ -139,6 +144,10 @@ def install(app: FastAPI, state: ServingState) -> None:
                                   f"{cfg.max_batch} (serving.max_batch)")
         checked = world.validator.check(batch.events)
         metrics.events.labels("rejected").inc(len(checked.rejected))
+        for r in checked.rejected:
+            metrics.rejected.labels(r.reason).inc()
+        if checked.duplicates:
+            metrics.events.labels("duplicate").inc(checked.duplicates)
         if batch.events and not checked.valid and checked.rejected:
             first = checked.rejected[0]
             raise ValidationError("body", None, f"events.{first.index}.{first.field}",

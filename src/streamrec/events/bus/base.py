@@ -99,6 +99,11 @@ class EventBus(Protocol):
         """The oldest `limit` dead letters."""
         ...
 
+    def backlog(self, group: str | None = None) -> int:
+        """Entries consumer `group` (default: the config's) has not acknowledged: pending (delivered, not yet
+        acknowledged) plus not yet delivered; 0 for a group that does not exist yet."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -116,6 +116,13 @@ class InProcessEventBus:
         with self._cond:
             return self._dead[:limit]
 
+    def backlog(self, group: str | None = None) -> int:
+        with self._cond:
+            g = self._groups.get(group or self.config.group)
+            if g is None:
+                return 0
+            return len(g.pending) + self._next_seq - max(g.next_seq, self._first_seq)
+
     def close(self) -> None:
         with self._cond:
             self._handlers.clear()

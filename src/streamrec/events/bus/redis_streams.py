@@ -148,6 +148,21 @@ class RedisEventBus:
                                   int(get.get("deliveries", 0)), get.get("payload", "")))
         return out
 
+    def backlog(self, group: str | None = None) -> int:
+        group = group or self.config.group
+        with self.errors("read the consumer groups"):
+            if not self.client.exists(self.config.stream):
+                return 0
+            for info in self.client.xinfo_groups(self.config.stream):
+                if _text(info.get("name")) != group:
+                    continue
+                lag = info.get("lag")
+                if lag is None:  # Redis before 7, or a lag it cannot tell after trimming: count what follows
+                    lag = len(self.client.xrange(self.config.stream, "(" + _text(info["last-delivered-id"]), "+",
+                                                 count=self.config.maxlen + 1))
+                return int(info.get("pending") or 0) + int(lag)
+        return 0
+
     def close(self) -> None:
         self._handlers.clear()
         self.client.close()
