@@ -1,15 +1,22 @@
-"""deploy/prometheus/alerts.yml: well-formed rules, and every metric and label they reference exists in serving."""
+"""deploy/prometheus/alerts.yml: well-formed rules, and every metric and label they reference exists in serving or the
+worker."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamrec.events.bus.inprocess import InProcessEventBus
+from streamrec.realtime.metrics import WorkerCollector
+from streamrec.realtime.worker import Worker
 from streamrec.serving.metrics import ServingMetrics
+from streamrec.storage.online.memory import MemoryOnlineStore
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 SELECTOR = re.compile(r"\b(streamrec_[a-z0-9_]+)\s*(\{[^}]*\})?")
@@ -27,10 +34,21 @@ def exposed() -> dict[str, set[str]]:
     m.reloads.labels("failed").inc()
     m.served("v1", "pipeline")
     samples: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(m.render().decode()):
+    for family in text_string_to_metric_families(m.render().decode() + worker_metrics()):
         for sample in family.samples:
             samples.setdefault(sample.name, set()).update(sample.labels)
     return samples
+
+
+def worker_metrics() -> str:
+    """The worker's /metrics after it applied one event."""
+    bus = InProcessEventBus()
+    worker = Worker(bus, MemoryOnlineStore(), "w1")
+    bus.publish([{"event_id": "e1", "user_id": "u1", "item_id": "t1", "type": "play", "ts": datetime(2026, 5, 1)}])
+    worker.consumer.poll_once()
+    registry = CollectorRegistry()
+    registry.register(WorkerCollector(worker, bus))
+    return generate_latest(registry).decode()
 
 
 def rules() -> list[dict]:
