@@ -67,14 +67,18 @@ class RedisEventBusConfig(_EventBusCommon):
         return self.dead_letter_stream or f"{self.stream}:dead"
 
 
-def _bus_type(value: Any) -> str:
-    """The event bus's type; a table or environment variables without one configure the in-process default."""
-    return str(value.get("type", "inprocess") if isinstance(value, dict) else getattr(value, "type", "inprocess"))
+def _type_or(default: str):
+    """A seam's discriminator: its `type`, where a table or environment variables without one mean `default`."""
+
+    def type_of(value: Any) -> str:
+        return str(value.get("type", default) if isinstance(value, dict) else getattr(value, "type", default))
+
+    return type_of
 
 
 EventBusConfig = Annotated[
     Annotated[InProcessEventBusConfig, Tag("inprocess")] | Annotated[RedisEventBusConfig, Tag("redis")],
-    Discriminator(_bus_type),
+    Discriminator(_type_or("inprocess")),
 ]
 
 
@@ -103,14 +107,9 @@ class RedisOnlineStoreConfig(BaseModel, extra="forbid"):
     socket_timeout_s: float = Field(5.0, gt=0, description="a Redis command (or connecting) fails after this long")
 
 
-def _online_store_type(value: Any) -> str:
-    """The online store's type; a table or environment variables without one configure the memory default."""
-    return str(value.get("type", "memory") if isinstance(value, dict) else getattr(value, "type", "memory"))
-
-
 OnlineStoreConfig = Annotated[
     Annotated[MemoryOnlineStoreConfig, Tag("memory")] | Annotated[RedisOnlineStoreConfig, Tag("redis")],
-    Discriminator(_online_store_type),
+    Discriminator(_type_or("memory")),
 ]
 
 
