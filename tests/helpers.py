@@ -48,3 +48,24 @@ def served_world(tiny_world_store: Path, root: Path, bundles: dict[str, int]) ->
         for name, trees in bundles.items():
             fit_bundle(con, table, events_relation(con), PipelineConfig(ranker=RankerConfig(n_estimators=trees))).save(
                 root / name)
+
+
+def most_active_users(db: Path, limit: int) -> list[str]:
+    """The `limit` users with the most interactions in the event store at `db` (ties by id)."""
+    from streamrec.settings import DuckDBEventStoreConfig
+    from streamrec.storage.events.duckdb import DuckDBEventStore
+
+    with DuckDBEventStore(DuckDBEventStoreConfig(), db, read_only=True) as store:
+        return [r[0] for r in store.con.execute("SELECT user_id FROM interactions GROUP BY 1 ORDER BY count(*) DESC, 1 "
+                                                "LIMIT ?", [limit]).fetchall()]
+
+
+def users_and_regions(db: Path) -> tuple[list[str], dict[str, str]]:
+    """Every user with interactions (sorted) and every profile's region, from the event store at `db`."""
+    from streamrec.settings import DuckDBEventStoreConfig
+    from streamrec.storage.events.duckdb import DuckDBEventStore
+
+    with DuckDBEventStore(DuckDBEventStoreConfig(), db, read_only=True) as store:
+        con = store.con
+        users = [r[0] for r in con.execute("SELECT user_id FROM interactions GROUP BY 1 ORDER BY 1").fetchall()]
+        return users, dict(con.execute("SELECT user_id, region FROM users").fetchall())

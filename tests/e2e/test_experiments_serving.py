@@ -13,9 +13,8 @@ from fastapi.testclient import TestClient
 from streamrec.experiments.assign import Assigner
 from streamrec.experiments.exposure import read_log
 from streamrec.serving import build_state, create_app
-from streamrec.settings import DuckDBEventStoreConfig, load_settings
-from streamrec.storage.events.duckdb import DuckDBEventStore
-from tests.helpers import served_world
+from streamrec.settings import load_settings
+from tests.helpers import served_world, users_and_regions
 
 KEY = "experiments-key-1234"
 
@@ -24,10 +23,7 @@ KEY = "experiments-key-1234"
 def served(tiny_world_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("experiments")
     served_world(tiny_world_store, root, {"v1": 10, "v2": 12})
-    with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb", read_only=True) as store:
-        con = store.con
-        users = [r[0] for r in con.execute("SELECT user_id FROM interactions GROUP BY 1 ORDER BY 1").fetchall()]
-        regions = dict(con.execute("SELECT user_id, region FROM users").fetchall())
+    users, regions = users_and_regions(root / "events.duckdb")
     region = regions[users[0]]
     experiments = [{"name": "ranker-test", "regions": [region], "variants": [
         {"name": "control"}, {"name": "treatment", "model": str(root / "v2"), "diversity": 0.0}]}]

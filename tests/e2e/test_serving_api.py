@@ -12,11 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from streamrec.pipeline.filters import REASONS
-from streamrec.features import events_relation
-from streamrec.pipeline.bundle import fit_bundle
 from streamrec.serving import build_state, create_app
-from streamrec.settings import DuckDBEventStoreConfig, PipelineConfig, RankerConfig, load_settings
-from streamrec.storage.events.duckdb import DuckDBEventStore
+from streamrec.settings import load_settings
+
+from tests.helpers import served_world, most_active_users
 
 KEY = "test-key-1234"
 
@@ -24,15 +23,8 @@ KEY = "test-key-1234"
 @pytest.fixture(scope="module")
 def world(tiny_world_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
-    shutil.copy(tiny_world_store, root / "events.duckdb")
-    with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb", read_only=True) as store:
-        con = store.con
-        table = con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
-        events = events_relation(con)
-        for name, trees in (("v1", 10), ("v2", 12)):
-            fit_bundle(con, table, events, PipelineConfig(ranker=RankerConfig(n_estimators=trees))).save(root / name)
-        users = [r[0] for r in con.execute("SELECT user_id FROM interactions GROUP BY 1 ORDER BY count(*) DESC, 1 "
-                                           "LIMIT 20").fetchall()]
+    served_world(tiny_world_store, root, {"v1": 10, "v2": 12})
+    users = most_active_users(root / "events.duckdb", 20)
     settings = load_settings(data_dir=root, serving={"clock": "data", "api_keys": [KEY], "model": str(root / "v1"),
                                                      "max_batch": 50, "max_body_bytes": 100_000})
     return {"root": root, "settings": settings, "users": users}

@@ -4,7 +4,6 @@ posts pass the service's validation and change the online store and the next lis
 
 from __future__ import annotations
 
-import shutil
 from contextlib import closing
 import socket
 import threading
@@ -21,10 +20,8 @@ from streamrec.cli.app import app as cli
 from streamrec.data.dataset import Dataset
 from streamrec.data.synthetic.taste import GroundTruth
 from streamrec.errors import BackendError
-from streamrec.features import events_relation
-from streamrec.pipeline.bundle import fit_bundle
 from streamrec.serving import build_state, create_app
-from streamrec.settings import DuckDBEventStoreConfig, PipelineConfig, RankerConfig, load_settings
+from streamrec.settings import load_settings
 from streamrec.simulation import (
     LOG_SCHEMA,
     HttpTransport,
@@ -35,7 +32,8 @@ from streamrec.simulation import (
     simulate,
     world_end,
 )
-from streamrec.storage.events.duckdb import DuckDBEventStore
+
+from tests.helpers import served_world
 
 KEY = "sim-test-key-1234"
 TYPES = {"exposure", "impression", "play", "progress", "complete"}
@@ -44,12 +42,7 @@ TYPES = {"exposure", "impression", "play", "progress", "complete"}
 @pytest.fixture(scope="module")
 def world(tiny_world_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("simulation")
-    shutil.copy(tiny_world_store, root / "events.duckdb")
-    with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb", read_only=True) as store:
-        con = store.con
-        table = con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
-        fit_bundle(con, table, events_relation(con), PipelineConfig(ranker=RankerConfig(n_estimators=10))).save(
-            root / "v1")
+    served_world(tiny_world_store, root, {"v1": 10})
     folder = tiny_world_store.parent / "world"
     settings = load_settings(data_dir=root, serving={"clock": "data", "api_keys": [KEY], "model": str(root / "v1")})
     return {"root": root, "folder": folder, "settings": settings, "truth": GroundTruth.load(folder),

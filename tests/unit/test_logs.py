@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from streamrec.errors import BackendError
-from streamrec.features import events_relation
 from streamrec.logs import REDACTED, HashUserIds, configure_logging, get_logger, never_log, redacted
-from streamrec.pipeline.bundle import fit_bundle
 from streamrec.serving import build_state, create_app
-from streamrec.settings import DuckDBEventStoreConfig, PipelineConfig, RankerConfig, load_settings
-from streamrec.storage.events.duckdb import DuckDBEventStore
+from streamrec.settings import load_settings
+
+from tests.helpers import served_world, most_active_users
 
 KEY = "log-test-key-8c1f2e"
 WRONG_KEY = "wrong-key-5d07aa"
@@ -112,14 +110,8 @@ def test_a_failure_trace_is_redacted(capsys):
 @pytest.fixture(scope="module")
 def world(tiny_world_store, tmp_path_factory):
     root = tmp_path_factory.mktemp("logs")
-    shutil.copy(tiny_world_store, root / "events.duckdb")
-    with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb", read_only=True) as store:
-        con = store.con
-        table = con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
-        fit_bundle(con, table, events_relation(con), PipelineConfig(ranker=RankerConfig(n_estimators=5))).save(
-            root / "v1")
-        users = [r[0] for r in con.execute("SELECT user_id FROM interactions GROUP BY 1 ORDER BY count(*) DESC, 1 "
-                                           "LIMIT 3").fetchall()]
+    served_world(tiny_world_store, root, {"v1": 5})
+    users = most_active_users(root / "events.duckdb", 3)
     settings = load_settings(data_dir=root, serving={"clock": "data", "api_keys": [KEY], "model": str(root / "v1")})
     return {"settings": settings, "users": users}
 
