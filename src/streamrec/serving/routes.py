@@ -40,7 +40,7 @@ from streamrec.serving.schemas import (
     Title,
 )
 from streamrec.serving.errors import REQUEST_ID
-from streamrec.serving.experiments import ATTRIBUTION, Experiments, Route
+from streamrec.serving.experiments import ATTRIBUTION, Route
 from streamrec.serving.security import key_checker
 from streamrec.serving.state import ServingState
 
@@ -74,8 +74,6 @@ def install(app: FastAPI, state: ServingState) -> None:
     cfg = state.settings.serving
     world, metrics = state.world, state.metrics
     catalog_size = len(world.filter.index)  # titles servable, for recommendation coverage
-    if state.experiments is None:
-        state.experiments = Experiments(state.settings, world, state.holder.loader)
     admin = [Depends(key_checker(cfg.api_keys))]
     UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID, description="profile id")]
     Region = Annotated[str | None, Query(min_length=1, max_length=16, pattern=ID,
