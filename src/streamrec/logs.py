@@ -121,3 +121,10 @@ def configure_logging(level: str = "info", json_logs: bool = False, user_salt: s
         logger_factory=lambda *args: structlog.PrintLogger(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def configure_from_settings(config: Any) -> None:
+    """`configure_logging` from a settings' `logging` section: level, json, and user_salt (a secret; when unset the
+    STREAMREC_LOG_SALT environment variable, else the fixed salt, as before)."""
+    salt = config.user_salt
+    configure_logging(config.level, config.json_logs, salt.get_secret_value() if salt is not None else None)

@@ -387,11 +387,16 @@ class ServingConfig(BaseModel, extra="forbid"):
                                                  "profiles, most recently active first (the batch refresh path)")
     ranked_pool: int = Field(100, ge=50, le=10_000, description="titles kept per ranked pool (requests with more "
                                                                 "exclusions than it can spare run the whole pipeline)")
+    served_sample: float = Field(1.0, ge=0, le=1, description="share of list and homepage responses written to "
+                                 "DATA_DIR/monitoring/served (titles, scores, variant) for `streamrec monitor`; 0: off")
 
 
 class LoggingConfig(BaseModel, extra="forbid"):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_logs: bool = Field(False, alias="json", description="JSON lines (services) instead of console output")
+    user_salt: SecretStr | None = Field(
+        None, description="salt of the hashed user ids in logs (default: the STREAMREC_LOG_SALT environment "
+                          "variable, else a fixed salt); STREAMREC_LOGGING__USER_SALT sets it too")
 
 
 class Settings(BaseSettings):

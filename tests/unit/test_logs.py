@@ -182,3 +182,27 @@ def test_served_requests_log_no_user_id_and_no_secret(world, capsys):
     assert "redis://default:***@redis.internal:6379/0" in raw
     crash = next(line for line in parsed if line["event"] == "http.internal_error")
     assert "RuntimeError" in crash["exception"]
+
+
+# ---------------------------------------------------------------- the settings' logging section, through the CLI
+
+
+@pytest.mark.parametrize("in_file, env, expected", [("file-salt", "env-salt", "file-salt"),
+                                                     (None, "env-salt", "env-salt")])
+def test_the_cli_takes_level_and_salt_from_the_settings(tmp_path, monkeypatch, capsys, in_file, env, expected):
+    from typer.testing import CliRunner
+
+    from streamrec.cli.app import app
+
+    monkeypatch.setenv("STREAMREC_LOG_SALT", env)
+    config = tmp_path / "streamrec.toml"
+    config.write_text('[logging]\nlevel = "warning"\njson = true\n'
+                      + (f'user_salt = "{in_file}"\n' if in_file else ""))
+    result = CliRunner().invoke(app, ["--config", str(config), "--data-dir", str(tmp_path), "monitor"])
+    assert result.exception is not None  # nothing ingested there; the root callback configured logging first
+    capsys.readouterr()
+    log = get_logger("test")
+    log.info("below.the.level", user_id="u42")
+    log.warning("at.the.level", user_id="u42")
+    [line] = lines(capsys.readouterr().err)
+    assert line["event"] == "at.the.level" and line["user_id"] == HashUserIds(expected).hashed("u42")

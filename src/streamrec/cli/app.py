@@ -28,7 +28,7 @@ from streamrec.cli import (
 )
 from streamrec.cli.ui import err_console
 from streamrec.errors import StreamrecError
-from streamrec.logs import configure_logging
+from streamrec.logs import configure_from_settings
 from streamrec.settings import load_settings
 
 app = typer.Typer(
@@ -68,7 +68,7 @@ def root(
     if log_level:
         overrides["logging"] = {"level": log_level}
     settings = load_settings(config, profile, **overrides)
-    configure_logging(settings.logging.level, settings.logging.json_logs)
+    configure_from_settings(settings.logging)
     ctx.obj = settings
 
 

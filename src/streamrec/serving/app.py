@@ -114,12 +114,12 @@ def app_from_environment() -> FastAPI:
     streamrec.toml): uvicorn's factory for several workers."""
     import os
 
-    from streamrec.logs import configure_logging
+    from streamrec.logs import configure_from_settings
     from streamrec.settings import load_settings, restore_settings
 
     passed = os.environ.get(SETTINGS_VARIABLE)
     settings = restore_settings(passed) if passed else load_settings()
-    configure_logging(settings.logging.level, settings.logging.json_logs)
+    configure_from_settings(settings.logging)
     return settle(create_app(settings))
 
 
