@@ -27,7 +27,27 @@ class DuckDBEventStoreConfig(BaseModel, extra="forbid"):
     threads: int | None = Field(None, ge=1, description="DuckDB threads (default: all cores)")
 
 
-EventStoreConfig = Annotated[DuckDBEventStoreConfig, Field(discriminator="type")]
+class SparkEventStoreConfig(BaseModel, extra="forbid"):
+    """Events as date-partitioned Parquet in a folder, written by Spark (the session from [spark])."""
+
+    type: Literal["spark"] = "spark"
+    path: str | None = Field(None, description="the store's folder; default DATA_DIR/lake")
+
+
+class SparkConfig(BaseModel, extra="forbid"):
+    """The Spark session of the Spark event store and the Spark engine (pyspark is imported only when chosen)."""
+
+    master: str = Field("local[*]", min_length=1, description="local[N], spark://HOST:PORT, yarn, k8s://...")
+    app_name: str = Field("streamrec", min_length=1)
+    shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions")
+    driver_memory: str | None = Field(None, description="spark.driver.memory, e.g. '4g' (local mode: all memory)")
+    conf: dict[str, str] = Field(default_factory=dict, description="any other spark.* settings")
+
+
+class EngineConfig(BaseModel, extra="forbid"):
+    """Which engine computes features, trains ALS and scores in batch: in-process numpy/DuckDB, or Spark."""
+
+    type: Literal["embedded", "spark"] = "embedded"
 
 
 class _EventBusCommon(BaseModel, extra="forbid"):
@@ -75,6 +95,11 @@ def _type_or(default: str):
 
     return type_of
 
+
+EventStoreConfig = Annotated[
+    Annotated[DuckDBEventStoreConfig, Tag("duckdb")] | Annotated[SparkEventStoreConfig, Tag("spark")],
+    Discriminator(_type_or("duckdb")),
+]
 
 EventBusConfig = Annotated[
     Annotated[InProcessEventBusConfig, Tag("inprocess")] | Annotated[RedisEventBusConfig, Tag("redis")],
@@ -408,6 +433,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="where stores, models and reports live")
     seed: int = 42
     event_store: EventStoreConfig = Field(default_factory=DuckDBEventStoreConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -427,7 +454,9 @@ class Settings(BaseSettings):
 
     @property
     def event_store_path(self) -> Path:
-        return Path(self.event_store.path) if self.event_store.path else self.data_dir / "events.duckdb"
+        if self.event_store.path:
+            return Path(self.event_store.path)
+        return self.data_dir / ("lake" if self.event_store.type == "spark" else "events.duckdb")
 
     @classmethod
     def settings_customise_sources(
