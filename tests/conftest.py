@@ -59,3 +59,16 @@ def own_redis(tmp_path):
     server = RedisServer(tmp_path / "redis", persist=True).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session (2 cores, 2 shuffle partitions, no UI) for every Spark test; the engine's own
+    `spark_session` finds it active and uses it."""
+    from streamrec.engines.spark.session import spark_session
+    from streamrec.settings import SparkConfig
+
+    session = spark_session(SparkConfig(master="local[2]", shuffle_partitions=2,
+                                        conf={"spark.ui.enabled": "false", "spark.default.parallelism": "2"}))
+    yield session
+    session.stop()

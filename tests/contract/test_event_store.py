@@ -9,9 +9,10 @@ import pytest
 
 from streamrec.data.catalog import TITLES_SCHEMA
 from streamrec.errors import DataError
-from streamrec.settings import DuckDBEventStoreConfig, IngestConfig, load_settings
+from streamrec.settings import DuckDBEventStoreConfig, IngestConfig, SparkEventStoreConfig, load_settings
 from streamrec.storage.events import open_event_store
 from streamrec.storage.events.duckdb import DuckDBEventStore
+from streamrec.storage.events.spark import SparkEventStore
 from tests.helpers import event, write_csv
 
 CONFIG = IngestConfig(unknown_titles="accept")
@@ -71,4 +72,23 @@ class TestEventStoreFromSettings(EventStoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path):
         with open_event_store(load_settings(data_dir=tmp_path)) as store:
+            yield store
+
+
+class TestSparkEventStore(EventStoreContract):
+    """Spark over Parquet (a real local Spark: the session fixture)."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path, spark):
+        with SparkEventStore(SparkEventStoreConfig(), tmp_path / "lake") as store:
+            yield store
+
+
+class TestSparkEventStoreFromSettings(EventStoreContract):
+    """event_store.type = "spark" in the settings opens the same store."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path, spark):
+        with open_event_store(load_settings(data_dir=tmp_path, event_store={"type": "spark"})) as store:
+            assert isinstance(store, SparkEventStore) and store.path == tmp_path / "lake"
             yield store

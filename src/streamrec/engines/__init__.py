@@ -1,0 +1,1 @@
+"""Compute engines behind the training-engine seam: the embedded one lives in features/, models/, training/; Spark here."""
