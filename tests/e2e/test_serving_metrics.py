@@ -4,7 +4,8 @@ reason), the served model's info and recommendation coverage."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import UTC, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -136,3 +137,27 @@ def test_coverage_counts_distinct_titles_within_its_window():
     assert not c.due(35.0)
     assert c.share(10, 70.0) == 0.2  # "a" left the window
     assert c.share(0, 70.0) == 0.0
+
+
+def test_the_worker_beside_the_api_is_counted_on_the_serving_metrics(served):
+    """In-process bus: the applier runs inside POST /v1/events, and /metrics shows it as `streamrec worker` would."""
+    client, state = served["client"], served["state"]
+    user, item = served["users"][1], state.world.filter.item_ids[1]
+    at = state.world.clock()
+    play = {"event_id": "metrics-w1", "user_id": user, "item_id": item, "type": "play", "ts": at.isoformat()}
+    shown = {"event_id": "metrics-w2", "user_id": user, "item_id": item, "type": "impression", "ts": at.isoformat(),
+             "request_id": "r-w", "position": 0, "row": "top_picks"}
+    before = scrape(client)
+    assert client.post("/v1/events", json={"events": [play, shown]}, headers={"X-API-Key": KEY}).status_code == 202
+    assert client.post("/v1/events", json={"events": [play]}, headers={"X-API-Key": KEY}).status_code == 202
+    after = scrape(client)
+
+    def moved(outcome):
+        return value(after, "streamrec_worker_events_total", outcome=outcome) - value(
+            before, "streamrec_worker_events_total", outcome=outcome)
+
+    assert (moved("applied"), moved("ignored"), moved("duplicates")) == (1, 1, 1)  # the replay changed nothing
+    assert ("streamrec_worker_consumer_lag", frozenset({("group", "embedded")})) in after
+    newest = value(after, "streamrec_worker_newest_event_timestamp_seconds")
+    assert newest >= at.replace(tzinfo=UTC).timestamp() - 1e-3
+    assert value(after, "streamrec_worker_freshness_seconds") == pytest.approx(time.time() - newest, abs=30)

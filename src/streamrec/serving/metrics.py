@@ -10,10 +10,15 @@ On the request path: one label lookup and increment per metric, and a dictionary
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -50,6 +55,34 @@ class Coverage:
         return len(self.last) / catalog_size if catalog_size else 0.0
 
 
+NEWEST = "streamrec_worker_newest_event_timestamp_seconds"
+FRESHNESS_HELP = ("seconds from the newest engagement applied (its event time) to now: how far the online store is "
+                  "behind")
+
+
+class _Freshness(Collector):
+    """streamrec_worker_freshness_seconds as of the scrape, from the newest applied event time `newest()` gives."""
+
+    def __init__(self, newest: Callable[[], float | None]):
+        self.newest = newest
+
+    def collect(self) -> Iterator[Metric]:
+        ts = self.newest()
+        if ts:
+            yield GaugeMetricFamily("streamrec_worker_freshness_seconds", FRESHNESS_HELP,
+                                    value=max(time.time() - ts, 0.0))
+
+
+class _Collected(Collector):
+    """Metrics collected once (the processes' files), handed to a registry for rendering."""
+
+    def __init__(self, metrics: list[Metric]):
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.metrics)
+
+
 class ServingMetrics:
     def __init__(self, coverage_window_s: float = 600.0) -> None:
         self.registry = CollectorRegistry()
@@ -80,6 +113,48 @@ class ServingMetrics:
         self.coverage = Coverage(coverage_window_s)
         self._catalog_size = 0
         self._served: tuple[str, str] | None = None
+        self._applier: Any = None  # the embedded worker's applier (in-process bus), see `embedded_worker`
+        self._worker_lock = threading.Lock()
+        self._synced: dict[str, int] = {}
+        self._newest_gauge: Gauge | None = None
+        self._newest_ts: float | None = None
+
+    def embedded_worker(self, applier: Any, bus: Any) -> None:
+        """Export the worker beside the API (in-process bus: its applier is a subscriber of `bus`) under the names of
+        `streamrec worker`'s metrics: events by outcome, consumer lag (0: events are applied inside the publish that
+        accepts them) and freshness. Counted by a subscriber after the applier, so several processes add up."""
+        from streamrec.realtime.metrics import OUTCOMES
+
+        r = self.registry
+        self.worker_events = Counter("streamrec_worker_events", "live events handled by outcome (applied: new to the "
+                                     "online store; duplicates: an event_id applied before; ignored: not an "
+                                     "engagement)", ["outcome"], registry=r)
+        for outcome in OUTCOMES:
+            self.worker_events.labels(outcome)
+        lag = Gauge("streamrec_worker_consumer_lag", "entries of the consumer group not acknowledged yet (the worker "
+                    "beside the API applies inside the publish: always 0)", ["group"], registry=r,
+                    multiprocess_mode="livesum")
+        lag.labels("embedded").set(0)
+        self._applier = applier
+        if not self.multiprocess:
+            r.register(_Freshness(lambda: self._newest_ts))
+        bus.subscribe(self._sync_worker)
+
+    def _sync_worker(self, _events: object) -> None:
+        applier = self._applier
+        with self._worker_lock:
+            for outcome, n in list(applier.counts.items()):
+                delta = n - self._synced.get(outcome, 0)
+                if delta > 0:
+                    self.worker_events.labels(outcome).inc(delta)
+                    self._synced[outcome] = n
+            newest = applier.newest
+            if newest is not None:
+                if self._newest_gauge is None:  # created on the first event, so no 0 reads as "1970"
+                    self._newest_gauge = Gauge(NEWEST, "event time (ts) of the newest engagement applied to the "
+                                               "online store", registry=self.registry, multiprocess_mode="max")
+                self._newest_ts = (newest if newest.tzinfo else newest.replace(tzinfo=UTC)).timestamp()
+                self._newest_gauge.set(self._newest_ts)
 
     def fallback(self, name: str | None) -> None:
         if name:
@@ -110,7 +185,9 @@ class ServingMetrics:
         if self.multiprocess:
             from prometheus_client import multiprocess
 
+            metrics = list(multiprocess.MultiProcessCollector(None, path=self.multiprocess).collect())
+            newest = max((s.value for m in metrics if m.name == NEWEST for s in m.samples), default=None)
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=self.multiprocess)
+            registry.register(_Collected(metrics + list(_Freshness(lambda: newest).collect())))
             return generate_latest(registry)
         return generate_latest(self.registry)

@@ -100,6 +100,9 @@ def install(app: FastAPI, state: ServingState) -> None:
         metrics.fallback(answer.fallback)
         metrics.counts(answer.counts)
         metrics.recommended(answer.items, catalog_size)
+        if state.served is not None:
+            state.served.record(at, REQUEST_ID.get(), "list", route.model.version if route.model else None,
+                                route.experiment, route.variant, answer.fallback, answer.items, answer.scores)
         return Recommendations(**_attributed(route.model, route), user_id=user_id,
                                region=world.region_of(user_id, region), fallback=answer.fallback,
                                items=_titles(answer))
@@ -118,6 +121,9 @@ def install(app: FastAPI, state: ServingState) -> None:
         metrics.counts(counts)
         for row in rows:
             metrics.recommended(row.items, catalog_size)
+            if state.served is not None:
+                state.served.record(at, REQUEST_ID.get(), f"home:{row.id}", route.model.version if route.model
+                                    else None, route.experiment, route.variant, fallback, row.items, row.scores)
         return HomePage(**_attributed(route.model, route), user_id=user_id, region=world.region_of(user_id, region),
                         fallback=fallback, rows=[Row(id=r.id, title=r.title, items=_titles(r)) for r in rows])
 

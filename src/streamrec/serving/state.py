@@ -10,6 +10,7 @@ from typing import Any
 from streamrec.errors import StreamrecError
 from streamrec.events.bus import EventBus
 from streamrec.logs import get_logger
+from streamrec.monitoring.served import ServedLog, served_folder
 from streamrec.serving.experiments import Experiments
 from streamrec.serving.metrics import ServingMetrics
 from streamrec.serving.models import ModelHolder, ReloadFailed, model_loader
@@ -27,6 +28,7 @@ class ServingState:
     holder: ModelHolder
     metrics: ServingMetrics = field(default_factory=ServingMetrics)
     experiments: Experiments | None = None
+    served: ServedLog | None = None  # the sample of answered lists for `streamrec monitor` (None: off)
     _registry: Any = None
     _registry_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -44,6 +46,13 @@ class ServingState:
         current = self.experiments
         if current is not None and current.assigner.experiments:
             current.log(events)
+
+    def close(self) -> None:
+        """Write what the exposure and served-lists logs still buffer (on shutdown)."""
+        if self.experiments is not None:
+            self.experiments.close()
+        if self.served is not None:
+            self.served.close()
 
     def set_experiments(self, experiments: list) -> Experiments:
         """Replace the experiment definitions (validated; variant models loaded first), swapped atomically; the old
@@ -105,6 +114,10 @@ def build_state(settings: Settings, store: OnlineStore | None = None, bus: Event
     loader = model_loader(settings, world, fill_features)
     state = ServingState(settings, world, ModelHolder(loader))
     state.experiments = Experiments(settings, world, loader)
+    if settings.serving.served_sample > 0:
+        state.served = ServedLog(served_folder(settings.data_dir), settings.serving.served_sample)
+    if world.apply_live:  # the worker beside the API: its counts on this app's /metrics
+        state.metrics.embedded_worker(world.applier, world.bus)
     world.bus.subscribe(state.log_outcomes)
     if load_model:
         try:
