@@ -46,15 +46,35 @@ class QualityThresholds(BaseModel, extra="forbid"):
                                 "of, the median of the other checked batches alerts")
 
 
+class OnlineThresholds(BaseModel, extra="forbid"):
+    """When what serving recommends, and how viewers answer it, looks wrong (the latest day against earlier ones)."""
+
+    attribution_window_h: float = Field(24.0, gt=0, description="a play counts for a response (same request_id) "
+                                        "this many hours after it")
+    min_responses: int = Field(100, ge=1, description="a variant's day with fewer responses is not judged")
+    play_rate_drop: float = Field(0.5, gt=0, lt=1, description="a variant's latest play rate below this times the "
+                                  "median of its earlier days alerts")
+    top_fraction: float = Field(0.01, gt=0, le=1, description="the most recommended share of the catalog whose "
+                                "share of recommended slots is watched (1%: the top 1% of titles)")
+    max_top_share: float = Field(0.5, gt=0, le=1, description="the top titles taking more than this share of the "
+                                 "latest day's recommended slots alerts")
+    min_coverage: float = Field(0.01, ge=0, le=1, description="distinct titles recommended on the latest day over "
+                                "the catalog below this warns")
+    min_lists: int = Field(50, ge=1, description="a day with fewer served lists is not judged for concentration")
+
+
 class MonitoringConfig(BaseModel, extra="forbid"):
     """All thresholds of `streamrec monitor`."""
 
     drift: DriftThresholds = Field(default_factory=DriftThresholds)
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
+    online: OnlineThresholds = Field(default_factory=OnlineThresholds)
+    recent_days: float = Field(7.0, gt=0, description="recent serving: the served lists and exposures of this many "
+                               "days before the newest (serving's clock)")
 
 
 def load_config(path: Path | None) -> MonitoringConfig:
-    """Thresholds from a TOML file (tables [drift] and [quality]), or the defaults when `path` is None.
+    """Thresholds from a TOML file (tables [drift], [quality] and [online], key recent_days), or the defaults when `path` is None.
 
     Raises:
         ConfigError: the file is missing, not TOML, or has unknown or invalid keys.

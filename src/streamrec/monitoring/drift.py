@@ -151,3 +151,30 @@ def snapshot_drift(reference: Path, current: Path, thresholds: DriftThresholds) 
             if name in cur_cols:
                 drifts.append(feature_drift(prefix + name, ref_cols[name], cur_cols[name], thresholds))
     return drifts
+
+
+SCORED_ROUTES = ("list", "home:top_picks")  # the served lists whose scores are the model's own (not similarity)
+
+
+def served_scores(served: pa.Table, version: str | None = None, k: int = 10) -> np.ndarray:
+    """The scores of the first `k` titles of the lists the model answered itself (no fallback), from the served-lists
+    log (see streamrec.monitoring.served); with `version`, only the lists that model version served."""
+    import pyarrow.compute as pc
+
+    if served.num_rows == 0:
+        return np.empty(0)
+    mask = pc.and_(pc.is_in(served["route"], pa.array(SCORED_ROUTES)), pc.is_null(served["fallback"]))
+    if version is not None:
+        mask = pc.and_(mask, pc.equal(served["model_version"], version))
+    lists = served.filter(mask)["scores"]
+    if len(lists) == 0:
+        return np.empty(0)
+    top = pc.list_slice(lists, 0, k)
+    return _finite(pc.list_flatten(top).to_numpy(zero_copy_only=False))
+
+
+def score_drift(reference: np.ndarray, served: np.ndarray, thresholds: DriftThresholds,
+                name: str = "score") -> FeatureDrift:
+    """PSI and KS of the served scores against the training-time reference scores (see
+    streamrec.monitoring.reference); its alerts come from `drift_alerts` like a feature's."""
+    return feature_drift(name, reference, served, thresholds)

@@ -1,0 +1,150 @@
+"""The training-time reference of monitoring, saved by every training run beside its model: the model's scores on the
+top-k lists of a sample of users (scores.parquet: user_id, rank, score) and, when it trained on the event store, the
+feature snapshot of that moment (users.parquet, titles.parquet), under DATA_DIR/monitoring/references/MODEL_DIR_NAME/
+with reference.json (model, kind, registry version, time). `streamrec monitor` picks the reference of the model that
+served recently, so it compares serving against training without being handed two snapshots."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from streamrec.errors import DataError
+from streamrec.logs import get_logger
+
+log = get_logger(__name__)
+
+SCORES_FILE = "scores.parquet"
+META_FILE = "reference.json"
+SCORES_SCHEMA = pa.schema([("user_id", pa.string()), ("rank", pa.int32()), ("score", pa.float64())])
+REFERENCE_K = 10  # the top of each list, as the lists served are (their first 10 titles are compared)
+REFERENCE_USERS = 2000
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One saved reference: where it is and what it describes."""
+
+    folder: str
+    model: str  # the model folder's name (what serving reports as its version when it serves a folder)
+    kind: str  # 'pipeline' or a model name
+    version: str | None  # registry version, when registered
+    created: str  # ISO time (UTC)
+    scores: int  # scores saved
+    features: bool  # users.parquet and titles.parquet saved
+
+    @property
+    def path(self) -> Path:
+        return Path(self.folder)
+
+    def matches(self, served_version: str | None) -> bool:
+        return served_version is not None and served_version in {self.version, self.model}
+
+
+def references_dir(data_dir: Path | str) -> Path:
+    return Path(data_dir) / "monitoring" / "references"
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def save_reference(data_dir: Path | str, model_dir: Path | str, kind: str, scores: pa.Table | None,
+                   version: int | str | None = None, con: Any = None) -> Reference:
+    """Write the reference of the model saved in `model_dir`: its `scores` (SCORES_SCHEMA) and, with an event store
+    connection `con`, the feature snapshot as of its newest event. Returns what was written."""
+    from streamrec.features.snapshot import build_snapshot
+
+    folder = references_dir(data_dir) / Path(model_dir).name
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    if scores is not None:
+        _write(scores.cast(SCORES_SCHEMA), folder / SCORES_FILE)
+        n = scores.num_rows
+    features = False
+    if con is not None:
+        try:
+            build_snapshot(con, folder)
+            features = True
+        except DataError as exc:  # no events to snapshot: the scores alone are the reference
+            log.warning("monitoring.reference_without_features", folder=str(folder), reason=str(exc))
+    ref = Reference(str(folder), Path(model_dir).name, kind, None if version is None else str(version),
+                    datetime.now(UTC).isoformat(timespec="microseconds"), n, features)
+    (folder / META_FILE).write_text(json.dumps(asdict(ref), indent=1))
+    log.info("monitoring.reference_saved", folder=str(folder), scores=n, features=features)
+    return ref
+
+
+def list_references(data_dir: Path | str) -> list[Reference]:
+    """Every saved reference, newest first."""
+    out = []
+    for meta in references_dir(data_dir).glob(f"*/{META_FILE}"):
+        try:
+            out.append(Reference(**json.loads(meta.read_text())))
+        except (ValueError, TypeError) as exc:
+            raise DataError(str(meta), f"not a monitoring reference: {exc}") from exc
+    return sorted(out, key=lambda r: r.created, reverse=True)
+
+
+def find_reference(data_dir: Path | str, served_version: str | None = None) -> Reference | None:
+    """The reference of the model that served (`served_version`: registry version or model folder name), else the
+    newest one; None when no training run saved one."""
+    refs = list_references(data_dir)
+    return next((r for r in refs if r.matches(served_version)), refs[0] if refs else None)
+
+
+def read_scores(ref: Reference) -> np.ndarray:
+    """The reference's scores (empty when it saved none)."""
+    path = ref.path / SCORES_FILE
+    if not path.exists():
+        return np.empty(0)
+    try:
+        return pq.read_table(path, columns=["score"]).column("score").to_numpy(zero_copy_only=False)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(str(path), f"cannot read the reference scores: {exc}") from exc
+
+
+def _sample(user_ids: np.ndarray, n: int, seed: int) -> np.ndarray:
+    if len(user_ids) <= n:
+        return user_ids
+    return np.sort(np.random.default_rng(seed).choice(user_ids, n, replace=False))
+
+
+def model_scores(model: Any, data: Any, k: int = REFERENCE_K, users: int = REFERENCE_USERS,
+                 seed: int = 0) -> pa.Table:
+    """A single model's top-k scores for a sample of `users` users of `data` (Interactions), seen titles excluded as
+    serving excludes them; users the model falls back for (popular titles) are left out."""
+    from streamrec.training.batch import recommend_batch
+
+    sample = _sample(np.asarray(data.user_ids, dtype=object), users, seed)
+    table = recommend_batch(model, data, sample, k)
+    table = table.filter(pc.equal(table["source"], "model"))
+    return table.select(["user_id", "rank", "score"]).cast(SCORES_SCHEMA)
+
+
+def ranker_scores(ranker: Any, features: np.ndarray, rows: np.ndarray, user_ids: np.ndarray,
+                  k: int = REFERENCE_K, users: int = REFERENCE_USERS, seed: int = 0) -> pa.Table:
+    """The ranker's top-k scores per user over candidate feature rows (`rows`: the user row of each candidate), for a
+    sample of `users` users: the distribution a served ranked list's scores come from."""
+    scores = np.asarray(ranker.score(features), dtype=np.float64)
+    chosen = _sample(np.unique(rows), users, seed)
+    keep = np.isin(rows, chosen)
+    r, s = rows[keep], scores[keep]
+    order = np.lexsort((-s, r))  # by user, best first
+    r, s = r[order], s[order]
+    starts = np.searchsorted(r, r, side="left")
+    rank = np.arange(len(r)) - starts + 1
+    top = rank <= k
+    return pa.table({"user_id": pa.array(np.asarray(user_ids, dtype=object)[r[top]].astype(str), pa.string()),
+                     "rank": pa.array(rank[top], pa.int32()), "score": pa.array(s[top], pa.float64())})
