@@ -46,14 +46,18 @@ def row_blocks(n_rows: int, n_cols: int, max_elements: int | None = None) -> Ite
         yield start, min(n_rows, start + step)
 
 
-def dense_gram(matrix: sparse.csr_matrix) -> np.ndarray:
-    """`matrix.T @ matrix` as a dense C-ordered float64 array, built block by block (no sparse n² temporary)."""
+def dense_gram(matrix: sparse.csr_matrix, dtype: type = np.float64) -> np.ndarray:
+    """`matrix.T @ matrix` as a dense C-ordered array of `dtype`, built block by block in float64 (no sparse n²
+    temporary)."""
     x64 = sparse.csr_matrix(matrix, dtype=np.float64)
     xt = x64.T.tocsr()
     n = x64.shape[1]
-    gram = np.empty((n, n), dtype=np.float64)
+    gram = np.empty((n, n), dtype=dtype)
     for start, stop in row_blocks(n, n):
-        (xt[start:stop] @ x64).toarray(out=gram[start:stop])
+        if gram.dtype == np.float64:
+            (xt[start:stop] @ x64).toarray(out=gram[start:stop])
+        else:
+            gram[start:stop] = (xt[start:stop] @ x64).toarray()
     return gram
 
 

@@ -1,8 +1,11 @@
-"""EASE (Steck 2019): closed-form item-item weights; memory n²·8 B (float64 gram, inverted in place) + n²·4 B (weights).
+"""EASE (Steck 2019): closed-form item-item weights, fitted in one float32 n × n buffer: memory 4·n² bytes.
 
-For n titles the fit holds one float64 n × n matrix (the gram, Cholesky-inverted in place by LAPACK, no second
-copy) plus the float32 weights it produces: 12·n² bytes at the peak, e.g. 20k titles → 3.2 GB + 1.6 GB ≈ 4.8 GB,
-40k titles ≈ 19 GB. `max_items` refuses catalogs that would not fit instead of dying in the middle.
+The gram is built in float32, Cholesky-inverted in place by LAPACK (spotrf/spotri, no second copy), and turned into
+the weights in the same buffer: 4·n² bytes at the peak, e.g. 22.5k titles → 2.0 GB, 40k titles ≈ 6.4 GB. Why float32:
+the ridge λ keeps the gram well conditioned, so single precision changes the weights by about 1e-6, while halving
+memory and time; and scipy's bundled OpenBLAS crashed (SIGSEGV in dpotrf) on a 22.5k-title float64 gram (4.1 GB) on
+the 2-core benchmark machine (bench/scale.py at 20M events). `max_items` refuses catalogs that would not fit instead
+of dying in the middle.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class EASEConfig(BaseModel, extra="forbid"):
     l2: float = Field(300.0, gt=0, le=1e9, description="ridge penalty λ on the item-item weights")
     max_items: int = Field(
         40_000, ge=1, le=200_000,
-        description="refuse larger catalogs (peak memory is 12·n² bytes: 40k titles ≈ 19 GB)")
+        description="refuse larger catalogs (peak memory is 4·n² bytes: 40k titles ≈ 6.4 GB)")
     num_threads: int = Field(0, ge=0, le=1024, description="BLAS threads for the gram inversion (0: all cores)")
     session_weight: float = Field(
         0.0, ge=0, le=1e4,
@@ -64,8 +67,8 @@ class EASE(ItemItemModel):
         n = data.n_items
         if n > self.config.max_items:
             raise ConfigError(f"model 'ease': {n} titles exceed max_items={self.config.max_items} "
-                              f"(would need ≈ {12 * n * n / 1e9:.1f} GB); raise max_items or use item_knn")
-        gram = dense_gram(data.matrix)
+                              f"(would need ≈ {4 * n * n / 1e9:.1f} GB); raise max_items or use item_knn")
+        gram = dense_gram(data.matrix, np.float32)
         cfg = self.config
         if cfg.session_weight > 0:
             if data.last_ts is None:
@@ -78,11 +81,9 @@ class EASE(ItemItemModel):
             precision = _inverse_spd_inplace(gram)
         del gram  # same buffer as `precision`
         diag = precision.diagonal().copy()
-        weights = np.empty((n, n), dtype=np.float32)
-        for start, stop in row_blocks(n, n):
+        for start, stop in row_blocks(n, n):  # B = −P·diag(1/diag P), in the same buffer
             np.divide(precision[start:stop], -diag[None, :], out=precision[start:stop])
-            weights[start:stop] = precision[start:stop]
-        del precision
+        weights = precision
         np.fill_diagonal(weights, 0.0)
         self.weights_ = weights
         self.item_ids_ = np.asarray(data.item_ids, dtype=object)
@@ -90,15 +91,16 @@ class EASE(ItemItemModel):
 
 
 def _inverse_spd_inplace(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of a symmetric positive definite C-ordered float64 matrix, computed in its own buffer."""
+    """Inverse of a symmetric positive definite C-ordered float32 or float64 matrix, computed in its own buffer."""
     n = matrix.shape[0]
+    potrf, potri = (lapack.spotrf, lapack.spotri) if matrix.dtype == np.float32 else (lapack.dpotrf, lapack.dpotri)
     fortran = matrix.T  # the same symmetric matrix, viewed in LAPACK's column-major order: no copy
-    factor, info = lapack.dpotrf(fortran, lower=0, clean=0, overwrite_a=1)
+    factor, info = potrf(fortran, lower=0, clean=0, overwrite_a=1)
     if info != 0:
-        raise DataError("training data", f"gram matrix is not positive definite (LAPACK dpotrf info={info})")
-    inverse, info = lapack.dpotri(factor, lower=0, overwrite_c=1)
+        raise DataError("training data", f"gram matrix is not positive definite (LAPACK potrf info={info})")
+    inverse, info = potri(factor, lower=0, overwrite_c=1)
     if info != 0:
-        raise DataError("training data", f"gram matrix could not be inverted (LAPACK dpotri info={info})")
+        raise DataError("training data", f"gram matrix could not be inverted (LAPACK potri info={info})")
     result = inverse.T  # C-ordered again; its lower triangle holds the inverse
     if not np.shares_memory(result, matrix):
         result = np.ascontiguousarray(result)
