@@ -1,5 +1,5 @@
 """`streamrec monitor` on a store filled by `streamrec ingest` and snapshots from `streamrec features build`:
-exit 0 when quiet, 2 when a data-quality or drift alert fires."""
+exit 0 when quiet, 1 when a data-quality, drift or online alert fires, 2 on an error."""
 
 from __future__ import annotations
 
@@ -58,23 +58,23 @@ def test_quiet_store_and_unchanged_features_exit_0(data_dir):
     assert json.loads(result.output[result.output.rindex("\n[") + 1:]) == []
 
 
-def test_a_rejection_spike_exits_2(data_dir, tmp_path):
+def test_a_rejection_spike_exits_1(data_dir, tmp_path):
     bad = [event(f"bad{i}", type="watch", ts="2026-01-03T10:00:00Z") for i in range(50)]
     path = write_csv(tmp_path / "day3.csv", day_rows("d3-", 3, n=250) + bad, columns=COLUMNS)
     assert cli(data_dir, "ingest", path).exit_code == 0
     result = cli(data_dir, "monitor", "--json")
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert "rejection_rate" in result.output and "bad_enum 50" in result.output
     assert "drift: not checked" in result.output
     alerts = json.loads(result.output[result.output.rindex("\n[") + 1:])
     assert [(a["kind"], a["severity"]) for a in alerts] == [("rejection_rate", "alert")]
-    assert cli(data_dir, "monitor", "--batches", 1).exit_code == 2  # the latest batch alone is the spike
+    assert cli(data_dir, "monitor", "--batches", 1).exit_code == 1  # the latest batch alone is the spike
     relaxed = tmp_path / "relaxed.toml"
     relaxed.write_text("[quality]\nmax_rejection_rate = 0.25\n")
     assert cli(data_dir, "monitor", "--thresholds", relaxed).exit_code == 0
 
 
-def test_drifted_features_exit_2(data_dir):
+def test_drifted_features_exit_1(data_dir):
     current = data_dir / "features" / "users.parquet"
     table = pq.read_table(current)
     index = table.column_names.index("user_plays_28d")
@@ -82,7 +82,7 @@ def test_drifted_features_exit_2(data_dir):
     pq.write_table(table, current)
     result = cli(data_dir, "monitor", "--reference", data_dir / "reference", "--current", data_dir / "features",
                  "--json")
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     alerts = json.loads(result.output[result.output.rindex("\n[") + 1:])
     assert {(a["kind"], a["name"]) for a in alerts if a["severity"] == "alert"} == {
         ("psi", "user.user_plays_28d"), ("ks", "user.user_plays_28d")}
@@ -95,3 +95,49 @@ def test_bad_invocations_are_clear_errors(data_dir, tmp_path):
     empty.mkdir()
     result = cli(empty, "monitor")
     assert isinstance(result.exception, ConfigError) and "streamrec ingest" in str(result.exception)
+
+
+def served_lists(data_dir, day: int, shift: float, n: int = 200, version: str = "5") -> None:
+    """n lists of 10 titles served on 2026-01-DAY by model `version`, scores drawn around `shift`."""
+    from datetime import datetime, timedelta
+
+    import numpy as np
+
+    from streamrec.monitoring.served import ServedLog, served_folder
+
+    rng = np.random.default_rng(day)
+    log = ServedLog(served_folder(data_dir))
+    for j in range(n):
+        log.record(datetime(2026, 1, day, 8) + timedelta(seconds=j), f"r{day}-{j}", "list", version, None, "default",
+                   None, [f"t{(j + i) % 30}" for i in range(10)], np.sort(rng.normal(shift, 1.0, 10))[::-1].tolist())
+    log.close()
+
+
+def test_the_training_reference_is_found_and_served_scores_compared(data_dir):
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+    from streamrec.monitoring.reference import save_reference
+
+    rng = np.random.default_rng(0)
+    scores = pa.table({"user_id": [f"u{i // 10}" for i in range(4000)], "rank": [i % 10 + 1 for i in range(4000)],
+                       "score": np.sort(rng.normal(0.0, 1.0, (400, 10)))[:, ::-1].ravel()})
+    with duckdb.connect(str(data_dir / "events.duckdb"), read_only=True) as con:
+        save_reference(data_dir, data_dir / "models" / "ease-1", "ease", scores, version=5, con=con)
+    served_lists(data_dir, 10, shift=0.0)
+    result = cli(data_dir, "monitor", "--json")
+    assert result.exit_code == 0, result.output
+    assert "reference: ease ease-1 (registry version 5)" in result.output
+    assert "score drift: training-time reference" in result.output and "drift: reference" in result.output
+    assert "what was recommended per day" in result.output and "2026-01-10" in result.output
+    served_lists(data_dir, 14, shift=1.5)  # the model's scores move up: its inputs changed
+    result = cli(data_dir, "monitor", "--days", 1, "--json")
+    assert result.exit_code == 1, result.output
+    alerts = json.loads(result.output[result.output.rindex("\n[") + 1:])
+    assert {(a["kind"], a["name"]) for a in alerts if a["severity"] == "alert"} == {("psi", "score"), ("ks", "score")}
+    served_lists(data_dir, 15, shift=0.0, version="6")  # another model served lately: its scores are not compared
+    result = cli(data_dir, "monitor", "--days", 0.5)
+    assert result.exit_code == 0, result.output
+    assert "score drift: not checked (the reference is of ease-1, the lists served lately came from 6)" in \
+        result.output.replace("\n", " ").replace("  ", " ")

@@ -75,7 +75,8 @@ def root(
 def main() -> None:
     """Entry point: domain errors become one clear line and exit code 2, never a traceback.
 
-    Usage errors (bad flags) are handled by the CLI framework itself, with its usual exit code 2.
+    Usage errors (bad flags) are handled by the CLI framework itself, with its usual exit code 2. Exit code 1 is left
+    to checks that found something: `streamrec monitor` exits 1 when an alert fires.
     """
     try:
         app()

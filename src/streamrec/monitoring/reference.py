@@ -104,9 +104,9 @@ def find_reference(data_dir: Path | str, served_version: str | None = None) -> R
     return next((r for r in refs if r.matches(served_version)), refs[0] if refs else None)
 
 
-def read_scores(ref: Reference) -> np.ndarray:
-    """The reference's scores (empty when it saved none)."""
-    path = ref.path / SCORES_FILE
+def read_scores(ref: Reference | Path) -> np.ndarray:
+    """The scores of a reference (or of a folder holding scores.parquet); empty when it has none."""
+    path = (ref.path if isinstance(ref, Reference) else Path(ref)) / SCORES_FILE
     if not path.exists():
         return np.empty(0)
     try:

@@ -1,4 +1,5 @@
-"""The monitoring report: batch quality, feature drift and the alerts they raise, as Rich tables."""
+"""The monitoring report: batch quality, feature and score drift, online quality (play rate per variant, concentration,
+coverage) and the alerts they raise, as Rich tables."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from rich.text import Text
 
 from streamrec.monitoring.alerts import Alert, firing
 from streamrec.monitoring.drift import FeatureDrift
+from streamrec.monitoring.online import Concentration, PlayRate
 from streamrec.monitoring.quality import BatchCheck
+
+EXIT_QUIET, EXIT_ALERT = 0, 1  # and 2: an error (bad flags, a missing store), as every streamrec command
 
 
 @dataclass
@@ -21,6 +25,12 @@ class MonitoringReport:
     drift: list[FeatureDrift] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     drift_checked: bool = False
+    drift_note: str = "give --reference and --current feature snapshots, or train a model (it saves a reference)"
+    reference: str | None = None  # what the drift was measured against (a training-time reference, or a path)
+    scores: FeatureDrift | None = None  # served scores against the reference's
+    scores_note: str = "no training-time reference scores"
+    play_rates: list[PlayRate] = field(default_factory=list)
+    concentration: list[Concentration] = field(default_factory=list)
 
     @property
     def firing(self) -> list[Alert]:
@@ -28,8 +38,8 @@ class MonitoringReport:
 
     @property
     def exit_code(self) -> int:
-        """2 when an alert fires (warnings do not count), else 0."""
-        return 2 if self.firing else 0
+        """1 when an alert fires (warnings do not count), else 0 (2 is left to errors)."""
+        return EXIT_ALERT if self.firing else EXIT_QUIET
 
 
 def _pct(x: float | None) -> str:
@@ -71,6 +81,35 @@ def drift_table(drifts: list[FeatureDrift], alerts: list[Alert]) -> Table:
     return table
 
 
+def scores_table(d: FeatureDrift, alerts: list[Alert]) -> Table:
+    table = drift_table([d], alerts)
+    table.title = "score drift: training-time reference → served lists (top 10, the model's own answers)"
+    table.columns[0].header = "scores"
+    return table
+
+
+def play_rate_table(rates: list[PlayRate]) -> Table:
+    table = Table(title="online quality: play rate of served lists per variant (plays by request_id)",
+                  title_justify="left")
+    for col in ("day", "experiment", "variant", "responses", "played", "play rate", "plays", "impressions"):
+        table.add_column(col, justify="left" if col in ("day", "experiment", "variant") else "right")
+    for r in rates:
+        table.add_row(str(r.day), r.experiment, r.variant, f"{r.responses:,}", f"{r.played:,}", _pct(r.play_rate),
+                      f"{r.plays:,}", f"{r.impressions:,}")
+    return table
+
+
+def concentration_table(days: list[Concentration]) -> Table:
+    table = Table(title="what was recommended per day: popularity concentration and catalog coverage",
+                  title_justify="left")
+    for col in ("day", "lists", "slots", "titles", "coverage", "Gini", "top 1% share"):
+        table.add_column(col, justify="left" if col == "day" else "right")
+    for c in days:
+        table.add_row(str(c.day) + (f" {c.variant}" if c.variant else ""), f"{c.lists:,}", f"{c.slots:,}",
+                      f"{c.titles:,}", _pct(c.coverage), f"{c.gini:.3f}", _pct(c.top_share))
+    return table
+
+
 def alerts_table(alerts: list[Alert]) -> Table:
     table = Table(title="alerts", title_justify="left")
     for col in ("severity", "kind", "name", "value", "threshold", "detail"):
@@ -84,8 +123,16 @@ def alerts_table(alerts: list[Alert]) -> Table:
 def render(report: MonitoringReport) -> RenderableType:
     """The report as one Rich renderable: batches, drift (or why it was not checked), alerts, a verdict line."""
     parts: list[RenderableType] = [batches_table(report.batches)]
+    if report.reference:
+        parts.append(Text(f"reference: {report.reference}", style="dim"))
     parts.append(drift_table(report.drift, report.alerts) if report.drift_checked else
-                 Text("drift: not checked (give --reference and --current feature snapshots)", style="dim"))
+                 Text(f"drift: not checked ({report.drift_note})", style="dim"))
+    parts.append(scores_table(report.scores, report.alerts) if report.scores is not None else
+                 Text(f"score drift: not checked ({report.scores_note})", style="dim"))
+    parts.append(play_rate_table(report.play_rates) if report.play_rates else
+                 Text("play rate per variant: no exposures logged (serve an experiment)", style="dim"))
+    parts.append(concentration_table(report.concentration) if report.concentration else
+                 Text("concentration and coverage: no served lists logged (serving.served_sample)", style="dim"))
     if report.alerts:
         parts.append(alerts_table(report.alerts))
     n_fire, n_warn = len(report.firing), len(report.alerts) - len(report.firing)
