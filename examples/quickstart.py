@@ -184,8 +184,9 @@ def use_the_service(api: Client, user: str, server: subprocess.Popen) -> None:
     if [e.name for e in listed] != ["quickstart-diversity"] or assigned.experiment != "quickstart-diversity":
         raise Failed("the experiment was not listed or not applied")
     models = api.models()
-    print(f"served model: {models.served.version} ({models.served.kind}); registry versions: "
-          f"{[(v.version, v.model, v.aliases) for v in models.registry or []]}")
+    served = f"{models.served.version} ({models.served.kind})" if models.served else f"none ({models.problem})"
+    registered = [(v.version, v.model, v.aliases) for v in models.registry or []]
+    print(f"served model: {served}; registry versions: {registered}")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def _call(name: str, read: Callable[[httpx2.Response], T], body: Any = None, req
     endpoint = ENDPOINTS[name]
     url = endpoint.path.format(**{k: quote(v, safe="") for k, v in path.items()})
     query = tuple((k, _param(v)) for k, v in params if v is not None)
-    headers = (("X-Request-ID", request_id),) if request_id else ()
+    headers: tuple[tuple[str, str], ...] = (("X-Request-ID", request_id),) if request_id else ()
     if body is not None:
         headers += (("Content-Type", "application/json"),)
     return Call(endpoint, url, read, query, None if body is None else _json(body), headers)

@@ -44,7 +44,7 @@ class Retry:
 
     def pause(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed try number `attempt` (1-based)."""
-        wait = self.backoff_s * 2 ** (attempt - 1)
+        wait = self.backoff_s * 2.0 ** (attempt - 1)
         if self.jitter:
             wait *= random.uniform(0.5, 1.0)
         if retry_after is not None:
