@@ -26,6 +26,12 @@ def test_pipeline_is_registered_reported_and_served(tiny_world_store, tmp_path):
         user = table.column("user_id")[0].as_py()
         out = train_pipeline(store.con, table, settings, events_relation(store.con))
     assert out.version == 1 and out.promoted and out.bundle_dir.is_dir()
+    from streamrec.monitoring.reference import find_reference, read_scores
+
+    reference = find_reference(tmp_path, "1")  # for monitoring: the ranker's top-10 scores and the features
+    assert reference.kind == "pipeline" and reference.model == out.bundle_dir.name and reference.features
+    assert read_scores(reference).size == reference.scores > 0
+    assert (reference.path / "users.parquet").exists() and (reference.path / "titles.parquet").exists()
     page = out.html.read_text()
     for text in ("Stage by stage", "ranked pipeline", "Candidate recall", "feature importance", "data:image/png"):
         assert text in page

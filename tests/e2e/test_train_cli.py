@@ -39,6 +39,12 @@ def test_train_on_a_csv_registers_a_champion_and_recommend_uses_it(tmp_path):
                                  "--split", "stratified"])
     assert result.exit_code == 0, result.output
     assert "model comparison" in result.output and "first champion" in result.output
+    from streamrec.monitoring.reference import find_reference, read_scores
+
+    reference = find_reference(tmp_path / "d", "1")  # saved for monitoring: the model's top-10 scores, no store
+    assert reference is not None and reference.version == "1" and not reference.features
+    scores = read_scores(reference)
+    assert scores.size == reference.scores == 600 and np.isfinite(scores).all()
     out = tmp_path / "recs.parquet"
     rec = runner.invoke(app, [*base, "recommend", "--csv", str(data), *CSV_COLS, "--out", str(out), "--k", "5"])
     assert rec.exit_code == 0, rec.output

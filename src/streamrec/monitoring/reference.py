@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -148,3 +149,23 @@ def ranker_scores(ranker: Any, features: np.ndarray, rows: np.ndarray, user_ids:
     top = rank <= k
     return pa.table({"user_id": pa.array(np.asarray(user_ids, dtype=object)[r[top]].astype(str), pa.string()),
                      "rank": pa.array(rank[top], pa.int32()), "score": pa.array(s[top], pa.float64())})
+
+
+def save_training_reference(settings: Any, model_dir: Path | str, kind: str, scores: Callable[[], pa.Table],
+                            version: int | str | None = None, con: Any = None) -> Reference | None:
+    """The reference of a model a training run just saved: `scores()` and the feature snapshot of the event store
+    (through `con` when the caller holds it open, else the settings' duckdb store opened read-only, when it exists).
+    Never fails the training: a problem is logged and None returned."""
+    from streamrec.errors import StreamrecError
+
+    try:
+        table = scores()
+        if con is None and settings.event_store.type == "duckdb" and settings.event_store_path.exists():
+            from streamrec.storage.events import open_event_store
+
+            with open_event_store(settings, read_only=True) as store:
+                return save_reference(settings.data_dir, model_dir, kind, table, version, store.con)
+        return save_reference(settings.data_dir, model_dir, kind, table, version, con)
+    except (StreamrecError, OSError, ValueError) as exc:
+        log.warning("monitoring.reference_failed", model_dir=str(model_dir), error=str(exc)[:300])
+        return None

@@ -53,8 +53,26 @@ def train_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, settings: Se
     (out.bundle_dir.parent / f"pipeline-{stamp}.importance.json").write_text(
         json.dumps(bundle.ranker.importance(), indent=1))
     _register(out, settings, table)
+    _reference(out, bundle, settings, con)
     log.info("pipeline.registered", version=out.version, promoted=out.promoted, ndcg=report.ndcg["ranked pipeline"])
     return out
+
+
+def _reference(out: PipelineTrainResult, bundle, settings: Settings, con: duckdb.DuckDBPyConnection) -> None:
+    """The monitoring reference of the bundle: its ranker's top-10 scores on the evaluation's test candidates (the
+    distribution served lists' scores come from) and the feature snapshot (see streamrec.monitoring.reference)."""
+    from streamrec.errors import DataError
+    from streamrec.monitoring.reference import ranker_scores, save_training_reference
+
+    report = out.report
+
+    def scores() -> pa.Table:
+        if report.test_features is None or report.ranker is None or report.ranker.names_ != bundle.ranker.names_:
+            raise DataError("pipeline evaluation", "no test candidates with the bundle's ranker features")
+        return ranker_scores(bundle.ranker, report.test_features, report.test_rows, report.user_ids,
+                             seed=settings.seed)
+
+    save_training_reference(settings, out.bundle_dir, "pipeline", scores, out.version, con)
 
 
 def _register(out: PipelineTrainResult, settings: Settings, table: pa.Table) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -35,6 +36,7 @@ class TrainResult:
     version: int | None = None
     promoted: bool = False
     promote_reason: str = ""
+    reference: Any = None  # the monitoring reference saved beside the model (streamrec.monitoring.reference)
 
 
 def make_split(table: pa.Table, config: SplitConfig) -> Split:
@@ -103,6 +105,10 @@ def train_and_register(
     (model_dir.parent / f"{best}-{stamp}.evaluation.json").write_text(result.to_json())
     if register:
         _register(out, settings, data)
+    from streamrec.monitoring.reference import model_scores, save_training_reference
+
+    out.reference = save_training_reference(  # what `streamrec monitor` compares serving against
+        settings, model_dir, best, lambda: model_scores(model, data, seed=settings.seed), out.version)
     log.info("train.done", best=best, metric=metric, value=result.models[best].metrics[metric].mean,
              model_dir=str(model_dir), version=out.version, promoted=out.promoted)
     return out
