@@ -163,5 +163,6 @@ def print_urls(base: str, user: str, model, problem: str | None) -> None:
     console.print(f"  recommendations: {base}/v1/users/{user}/recommendations?k=10&explain=true")
     console.print(f"  homepage:        {base}/v1/users/{user}/home")
     console.print(f"  health:          {base}/healthz  {base}/readyz  {base}/metrics")
+    console.print(f"  dashboard:       {base}/dashboard  (overview, models, experiments, data)")
     console.print(f"  try:  curl -s '{base}/v1/users/{user}/recommendations?k=5'")
     console.print("  (Ctrl-C stops)")

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from streamrec.serving import errors, routes
 from streamrec.logs import get_logger
+from streamrec.monitoring.dashboard import Dashboard
 from streamrec.serving.errors import REQUEST_ID, internal_error_body
 from streamrec.serving.experiments import ATTRIBUTION, DEFAULT_VARIANT
 from streamrec.serving.schemas import VARIANT
@@ -82,10 +83,13 @@ def create_app(settings: Settings, state: ServingState | None = None) -> FastAPI
     """The serving API over `state` (default: built from the settings' stores and model)."""
     state = state or build_state(settings)
     cfg = settings.serving
+    dashboard = Dashboard(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        dashboard.sampler.start()  # the dashboard's time series: a snapshot of the metrics every few seconds
         yield
+        dashboard.sampler.stop()
         state.close()  # what the exposure and served-lists logs still buffer is written on shutdown
 
     app = FastAPI(title="streamrec", version="1", description="Recommendations for a video-streaming service: "
@@ -93,6 +97,8 @@ def create_app(settings: Settings, state: ServingState | None = None) -> FastAPI
     app.state.serving = state
     errors.install(app)
     routes.install(app, state)
+    app.state.dashboard = dashboard
+    dashboard.install(app)
     if cfg.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

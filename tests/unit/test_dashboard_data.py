@@ -1,0 +1,192 @@
+"""The dashboard's JSON builders without a browser: the sampler's series from a real Prometheus registry (rates,
+error classes, latency quantiles, the dashboard's own routes left out), histogram quantiles, JSON safety, the
+experiments payload from an exposure log (served, unserved and empty experiments), the data payload from a real event
+store, and the models payload from a real registry."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from streamrec.experiments.config import ExperimentConfig
+from streamrec.experiments.exposure import SCHEMA
+from streamrec.monitoring.dashboard import data, experiments, models
+from streamrec.monitoring.dashboard.jsonable import jsonable
+from streamrec.monitoring.dashboard.timeseries import Sampler, quantile
+from streamrec.serving.metrics import ServingMetrics
+from streamrec.settings import load_settings
+
+RECS = "/v1/users/{user_id}/recommendations"
+
+
+def test_quantile_interpolates_inside_the_bucket_like_prometheus():
+    buckets = {0.01: 50.0, 0.1: 90.0, math.inf: 100.0}
+    assert quantile(0.5, buckets) == pytest.approx(0.01)
+    assert quantile(0.7, buckets) == pytest.approx(0.01 + 0.09 * 20 / 40)
+    assert quantile(0.25, buckets) == pytest.approx(0.005)
+    assert quantile(0.99, buckets) == pytest.approx(0.1)  # in the open top bucket: its lower bound
+    assert quantile(0.5, {0.01: 0.0, math.inf: 0.0}) is None and quantile(0.5, {}) is None
+
+
+def test_series_are_rates_and_quantiles_per_interval_without_the_dashboards_own_requests():
+    metrics = ServingMetrics()
+    now = [1000.0]
+    sampler = Sampler(lambda: metrics.registry, interval_s=5, capacity=3, clock=lambda: now[0])
+    sampler.sample()
+    for _ in range(20):
+        metrics.requests.labels(RECS, "200").inc()
+        metrics.latency.labels(RECS, "treatment").observe(0.004)
+    metrics.requests.labels(RECS, "500").inc(5)
+    metrics.requests.labels("/v1/titles/{item_id}/similar", "404").inc(10)
+    metrics.requests.labels("/dashboard/api/{page}", "200").inc(1000)
+    metrics.latency.labels("/dashboard/api/{page}", "default").observe(2.0)
+    metrics.fallback("cold_start")
+    now[0] += 5
+    sampler.sample()
+    metrics.requests.labels(RECS, "200").inc(50)
+    for _ in range(50):
+        metrics.latency.labels(RECS, "control").observe(0.2)
+    now[0] += 10
+    sampler.sample()
+    s = sampler.series()
+    assert s["t"] == [1005_000, 1015_000] and s["samples"] == 3 and s["window_s"] == 15
+    assert s["requests_per_s"] == {RECS: [5.0, 5.0], "/v1/titles/{item_id}/similar": [2.0, 0.0]}
+    assert s["errors_per_s"] == {"4xx": [2.0, 0.0], "5xx": [1.0, 0.0]}
+    assert s["fallbacks_per_s"] == {"cold_start": [0.2, 0.0]}
+    assert 2.5 <= s["latency_ms"]["p50"][0] <= 5 and 100 < s["latency_ms"]["p99"][1] <= 250  # not the 2 s dashboard
+    t = s["totals"]
+    assert (t["requests"], t["errors_4xx"], t["errors_5xx"], t["fallbacks"], t["seconds"]) == (85, 10, 5, 1, 15.0)
+    assert t["error_rate"] == pytest.approx(5 / 85)
+    assert set(s["variants"]) == {"treatment", "control"} and s["variants"]["control"]["requests"] == 50
+    assert [r["route"] for r in s["routes"]] == ["/v1/titles/{item_id}/similar", RECS]
+    now[0] += 5
+    sampler.sample()  # capacity 3: the oldest snapshot goes
+    assert sampler.series()["t"] == [1015_000, 1020_000]
+    json.dumps(jsonable(s), allow_nan=False)
+
+
+def test_the_sampler_thread_samples_until_stopped():
+    metrics = ServingMetrics()
+    sampler = Sampler(lambda: metrics.registry, interval_s=0.01)
+    sampler.start()
+    deadline = time.monotonic() + 5
+    while len(sampler.samples) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sampler.stop()
+    held = len(sampler.samples)
+    assert held >= 3 and sampler._thread is None
+    time.sleep(0.05)
+    assert len(sampler.samples) == held
+
+
+def test_jsonable_makes_strict_json():
+    value = {"nan": float("nan"), "inf": -math.inf, "at": datetime(2024, 1, 2, 3, 4), "n": np.float32(1.5),
+             "k": np.int64(3), "rows": (1, 2)}
+    assert jsonable(value) == {"nan": None, "inf": None, "at": "2024-01-02T03:04:00", "n": 1.5, "k": 3, "rows": [1, 2]}
+
+
+def write_log(folder, experiment: str, variants: list[str], users: int = 80, days: int = 2) -> None:
+    """An exposure log: each user exposed once a day; users of the variant 'treatment' play more."""
+    rng = np.random.default_rng(0)
+    start = datetime(2024, 3, 1, 10)
+    rows = []
+    for u in range(users):
+        variant = variants[u % len(variants)]
+        for d in range(days):
+            ts = start + timedelta(days=d, minutes=u)
+            rows.append({"ts": ts, "user_id": f"u{u}", "experiment": experiment, "variant": variant,
+                         "type": "exposure", "item_id": None, "request_id": f"r{u}-{d}", "watched_s": None})
+            if rng.random() < (0.7 if variant == "treatment" else 0.3):
+                rows.append({"ts": ts + timedelta(minutes=1), "user_id": f"u{u}", "experiment": experiment,
+                             "variant": variant, "type": "play", "item_id": "t1", "request_id": f"r{u}-{d}",
+                             "watched_s": None})
+    part = folder / "date=2024-03-01"
+    part.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), part / f"part-{experiment}.parquet")
+
+
+def test_experiments_payload_for_served_unserved_and_empty_experiments(tmp_path):
+    folder = tmp_path / "exposures"
+    assert experiments.build([], folder, {}) == {"experiments": [], "log": str(folder)}
+    write_log(folder, "old-test", ["treatment", "control"])
+    write_log(folder, "lonely", ["only"], users=5)
+    served = ExperimentConfig(name="fresh", variants=[{"name": "a"}, {"name": "b"}])
+    payload = experiments.build([served], folder, {"b": 12.5})
+    json.dumps(payload, allow_nan=False)
+    by_name = {x["name"]: x for x in payload["experiments"]}
+    assert [x["name"] for x in payload["experiments"]] == ["fresh", "lonely", "old-test"]
+    assert by_name["fresh"]["status"] == "no exposures" and by_name["fresh"]["configured"]
+    assert by_name["lonely"]["status"] == "error" and "one variant" in by_name["lonely"]["message"]
+    x = by_name["old-test"]
+    assert x["status"] == "analysed" and not x["configured"] and "equal allocation" in x["note"]
+    assert x["control"] == "control" and x["treatments"] == ["treatment"] and x["looks"] == 2
+    assert {v["name"]: v["users"] for v in x["variants"]} == {"control": 40, "treatment": 40}
+    play = next(c for c in x["comparisons"] if c["metric"] == "play_rate")
+    assert play["diff"] > 0.2 and play["low"] < play["diff"] < play["high"]
+    series = x["over_time"]["play_rate"]["treatment"]
+    assert len(series["t"]) == 2 and series["diff"][-1] == pytest.approx(play["diff"])
+    assert x["exposures"] == {"days": ["2024-03-01", "2024-03-02"], "by_variant": {"control": [40, 40],
+                                                                                   "treatment": [40, 40]}}
+    assert x["decision"]["verdict"] in ("ship", "don't ship", "keep running") and x["decision"]["reasons"]
+
+
+def test_data_payload_reads_volumes_batches_and_drift_from_the_event_store(tiny_world_store, tmp_path):
+    import duckdb
+
+    payload = data.build(load_settings(data_dir=tiny_world_store.parent))
+    json.dumps(payload, allow_nan=False)
+    assert payload["error"] is None and payload["drift_error"] is None
+    with duckdb.connect(str(tiny_world_store), read_only=True) as con:
+        stored = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        days = con.execute("SELECT count(DISTINCT CAST(ts AS DATE)) FROM events").fetchone()[0]
+    assert sum(sum(v) for v in payload["volume"]["by_type"].values()) == stored
+    assert len(payload["volume"]["days"]) == days
+    [batch] = payload["batches"]
+    assert batch["stored"] == stored and batch["max_null"]["column"] in ("event_id", "user_id", "item_id", "type", "ts")
+    drift = payload["drift"]
+    assert drift["features"] and drift["days"] == data.DRIFT_DAYS
+    assert {f["status"] for f in drift["features"]} <= {"ok", "warn", "alert", "skipped"}
+    assert any(f["psi"] is not None for f in drift["features"])
+    missing = data.build(load_settings(data_dir=tmp_path))
+    assert missing["error"] and "event store" in missing["error"] and missing["batches"] == []
+
+
+def test_models_payload_lists_versions_with_metrics_and_aliases(tmp_path):
+    from streamrec.registry import Registry
+    from streamrec.settings import RegistryConfig
+
+    settings = load_settings(data_dir=tmp_path)
+    registry = Registry(RegistryConfig(), tmp_path)
+    for version, ndcg in ((1, 0.1), (2, 0.3)):
+        folder = tmp_path / f"model{version}"
+        folder.mkdir()
+        np.savez(folder / "arrays.npz", weights_=np.ones(2, dtype=np.float32))
+        (folder / "config.json").write_text(json.dumps({"model": "popularity", "config": {}}))
+        (folder / "checksums.json").write_text("{}")
+        run = registry.log_training_run(folder, data_snapshot=f"ix-{version:016d}", metrics={"NDCG@10": ndcg})
+        registry.register(run.run_id)
+    registry.promote(1)
+    registry.promote(2)
+    state = SimpleNamespace(settings=settings, holder=SimpleNamespace(current=None, problem="no model loaded"),
+                            experiments=None, registry=lambda: registry)
+    payload = models.build(state)
+    json.dumps(payload, allow_nan=False)
+    assert (payload["champion"], payload["challenger"]) == (2, 1) and payload["registry"]["error"] is None
+    assert [v["version"] for v in payload["versions"]] == [2, 1]
+    assert [v["metrics"]["NDCG_at_10"] for v in payload["versions"]] == [0.3, 0.1]
+    assert payload["metric_names"] == ["NDCG_at_10"] and payload["served"] is None
+    assert payload["versions"][0]["data_snapshot"] == "ix-0000000000000002"
+
+    def down():
+        raise ConnectionError("registry at http://mlflow:5000 refused")
+
+    broken = models.build(SimpleNamespace(**{**vars(state), "registry": down}))
+    assert "refused" in broken["registry"]["error"] and broken["versions"] == []
