@@ -40,10 +40,15 @@ def _store(settings):
     return store
 
 
-def build(settings, at: Optional[datetime] = None, out: Optional[Path] = None):
+def build(settings, at: Optional[datetime] = None, out: Optional[Path] = None, engine: Optional[str] = None):
     """Write the feature snapshot of every user and title; returns its SnapshotReport."""
+    from streamrec.engines import engine_of
     from streamrec.features import build_snapshot
 
+    if engine_of(settings, engine) == "spark":
+        from streamrec.engines.spark.run import build_features
+
+        return build_features(settings, at, out)
     with _store(settings) as store:
         return build_snapshot(store.con, out or settings.data_dir / "features", at)
 
@@ -95,9 +100,11 @@ def build_cmd(
     at: Optional[str] = typer.Option(None, "--at", help=AT_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="folder for users.parquet / titles.parquet "
                                                            "(default DATA_DIR/features)"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="embedded (DuckDB) or spark (Spark SQL over the "
+                                                                "event store); default: settings engine.type"),
 ) -> None:
     """Compute every user's and every title's features as of one time and write them as Parquet."""
-    print_build(build(settings_of(ctx), parse_time(at), out))
+    print_build(build(settings_of(ctx), parse_time(at), out, engine))
 
 
 @app.command("show")

@@ -49,12 +49,21 @@ def register(app: typer.Typer) -> None:
         unknown_titles: Optional[str] = typer.Option(None, help="quarantine or accept events for unknown titles"),
         unknown_users: Optional[str] = typer.Option(None, help="accept or quarantine events for unknown users"),
         as_json: bool = typer.Option(False, "--json", help="print every batch report as JSON"),
+        engine: Optional[str] = typer.Option(None, "--engine", help="spark: check and store on Spark, into the Spark "
+                                             "event store (Parquet under DATA_DIR/lake), as event_store.type = "
+                                             "\"spark\" does; default: the event_store setting"),
     ) -> None:
         """Validate and store events exactly once; invalid rows go to quarantine with their reason."""
         from streamrec.events.runner import ingest_paths
         from streamrec.storage.events import open_event_store
 
         settings = settings_of(ctx)
+        if engine is not None:
+            from streamrec.engines import engine_of
+            from streamrec.settings import SparkEventStoreConfig
+
+            if engine_of(settings, engine) == "spark" and settings.event_store.type != "spark":
+                settings = settings.model_copy(update={"event_store": SparkEventStoreConfig()})
         config = settings.ingest.model_copy(
             update={k: v for k, v in {"unknown_titles": unknown_titles, "unknown_users": unknown_users}.items() if v}
         )

@@ -17,6 +17,7 @@ from streamrec.errors import ConfigError, NotFound
 from streamrec.settings import Settings
 
 CSV_HELP = "train on this user,item,rating[,timestamp] CSV instead of the event store"
+ENGINE_HELP = "embedded or spark (default: settings engine.type)"
 
 
 def _settings(ctx: typer.Context, models: Optional[str], split: Optional[str], k: Optional[int]) -> Settings:
@@ -85,15 +86,24 @@ def register(app: typer.Typer) -> None:
         rating_col: str = typer.Option("rating", help="CSV: rating column ('' for none)"),
         ts_col: str = typer.Option("timestamp", help="CSV: timestamp column ('' for none)"),
         no_register: bool = typer.Option(False, "--no-register", help="do not log to MLflow or register"),
+        engine: Optional[str] = typer.Option(None, "--engine", help=ENGINE_HELP + "; spark fits ALS with Spark MLlib "
+                                             "(saved as the same `als` model), other models stay embedded"),
     ) -> None:
         """Compare models on a held-out split, refit the best on all data, save, log and register it."""
+        from streamrec.engines import engine_of
         from streamrec.training import train_and_register
 
         settings = _settings(ctx, models, split, k)
+        factory = None
+        if engine_of(settings, engine) == "spark":
+            from streamrec.engines.spark.run import model_factory
+
+            factory = model_factory(settings)
         table = load_table(settings, csv, user_col, item_col, rating_col, ts_col)
         genres = None if csv else item_genres(settings)
         with progress_bar("evaluating models") as bar:
-            out = train_and_register(table, settings, register=not no_register, item_genres=genres, on_progress=bar)
+            out = train_and_register(table, settings, register=not no_register, item_genres=genres, on_progress=bar,
+                                     factory=factory)
         console.print(comparison_table(out.evaluation, out.metric))
         rows = [("best model", out.best), (out.metric, f"{out.evaluation.models[out.best].metrics[out.metric].mean:.4f}"),
                 ("refit on all data (s)", f"{out.fit_seconds:.2f}"), ("saved to", str(out.model_dir))]
@@ -148,9 +158,12 @@ def register(app: typer.Typer) -> None:
         item_col: str = typer.Option("item", help="CSV: item column"),
         rating_col: str = typer.Option("rating", help="CSV: rating column ('' for none)"),
         ts_col: str = typer.Option("timestamp", help="CSV: timestamp column ('' for none)"),
+        engine: Optional[str] = typer.Option(None, "--engine", help=ENGINE_HELP + "; spark scores blocks of users "
+                                             "on Spark tasks"),
     ) -> None:
         """Batch top-k for all or listed users; users with no history get the most popular titles."""
         from streamrec.data.interactions import Interactions
+        from streamrec.engines import engine_of
         from streamrec.training.batch import recommend_batch, write_table
 
         settings = settings_of(ctx)
@@ -166,8 +179,13 @@ def register(app: typer.Typer) -> None:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             fitted = _load_model(settings, model, Path(tmp))
-            with progress_bar("scoring users") as bar:
-                table = write_table(recommend_batch(fitted, data, user_ids, k, on_progress=bar), out)
+            if engine_of(settings, engine) == "spark":
+                from streamrec.engines.spark.run import recommend as spark_recommend
+
+                table = write_table(spark_recommend(settings, fitted, data, user_ids, k), out)
+            else:
+                with progress_bar("scoring users") as bar:
+                    table = write_table(recommend_batch(fitted, data, user_ids, k, on_progress=bar), out)
         seconds = time.perf_counter() - started
         console.print(summary_table("recommend", [("model", f"{fitted.name} ({model})"), ("users", len(user_ids)),
                                                   ("k", k), ("users/s", f"{len(user_ids) / seconds:,.0f}"),

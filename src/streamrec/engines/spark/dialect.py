@@ -24,6 +24,8 @@ _CALLS: dict[str, str] = {
     "len": "(CASE WHEN ({0}) IS NULL THEN NULL ELSE size({0}) END)",
     "isodow": "(weekday({0}) + 1)",
     "to_seconds": "make_dt_interval(0, 0, 0, {0})",
+    "unnest": "explode({0})",
+    "list_distinct": "array_distinct({0})",
 }
 _NOW_UTC = re.compile(r"\(?\s*now\(\)\s+AT\s+TIME\s+ZONE\s+§\d+§\s*\)?", re.IGNORECASE)
 

@@ -159,9 +159,16 @@ def check(spark: "SparkSession", staged: Staged, config: IngestConfig, source: s
     fields = F.array(*(F.lit(r.field) for r in rules))
     kept = kept_raw_columns(staged.staged_types)
     shown = ", ".join(f"'{c}', `{RAW if c in kept else TYPED}{c}`" for c in staged.staged_types)
+    detail = to_spark(detail_sql(rules, "__reason"))
+    for column in EVENT_COLUMNS:  # a number as DuckDB spells it where Spark's spelling differs (NaN, Infinity)
+        if column.sql_type == "DOUBLE":
+            typed_col = f"`{TYPED}{column.name}`"
+            detail = detail.replace(f"CAST({typed_col} AS STRING)", f"CASE WHEN isnan({typed_col}) THEN 'nan' "
+                                    f"WHEN abs({typed_col}) = double('infinity') THEN "
+                                    f"CASE WHEN {typed_col} > 0 THEN 'inf' ELSE '-inf' END "
+                                    f"ELSE CAST({typed_col} AS STRING) END")
     checked = (typed.withColumn("__reason", F.expr(to_spark(first_failing_sql(rules))))
-               .withColumn("__detail", F.expr(f"CASE WHEN __reason IS NOT NULL THEN "
-                                              f"{to_spark(detail_sql(rules, '__reason'))} END")))
+               .withColumn("__detail", F.expr(f"CASE WHEN __reason IS NOT NULL THEN {detail} END")))
     from pyspark import StorageLevel
 
     checked = checked.persist(StorageLevel.MEMORY_AND_DISK)

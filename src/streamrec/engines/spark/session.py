@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from streamrec.errors import BackendError, ConfigError
@@ -19,6 +23,15 @@ log = get_logger(__name__)
 RUNTIME_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.parquet.inferTimestampNTZ.enabled": "true"}
 
 
+@contextmanager
+def pandas_notice_ignored() -> Iterator[None]:
+    """pyspark's notice that it does not fully support pandas 3, given when some of its modules load, left out: the
+    engine hands data over as Arrow, never through pandas. Only that notice; other warnings pass."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+        yield
+
+
 def spark_session(config: SparkConfig | None = None) -> "SparkSession":
     """The active session, or a new one on `config.master` (local[*] by default).
 
@@ -33,8 +46,9 @@ def spark_session(config: SparkConfig | None = None) -> "SparkSession":
     session = SparkSession.getActiveSession()
     if session is None:
         local = config.master.startswith("local")
-        if local:  # a laptop's session stays on the loopback interface
+        if local:  # a laptop's session stays on the loopback interface; its Python workers run this interpreter
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (SparkSession.builder.master(config.master).appName(config.app_name)
                    .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
                    .config("spark.ui.showConsoleProgress", "false"))
@@ -45,7 +59,8 @@ def spark_session(config: SparkConfig | None = None) -> "SparkSession":
         for key, value in {**config.conf, **RUNTIME_CONF}.items():
             builder = builder.config(key, value)
         try:
-            session = builder.getOrCreate()
+            with pandas_notice_ignored():
+                session = builder.getOrCreate()
         except Exception as exc:  # py4j / Java start-up errors have no common base class
             raise BackendError(f"cannot start Spark on {config.master}: {str(exc).splitlines()[0]}") from exc
         session.sparkContext.setLogLevel("ERROR")
