@@ -112,7 +112,7 @@ def train_and_register(
     from streamrec.monitoring.reference import model_scores, save_training_reference
 
     out.reference = save_training_reference(  # what `streamrec monitor` compares serving against
-        settings, model_dir, best, out.version, data.user_ids, lambda: model_scores(model, data, seed=settings.seed))
+        settings, model_dir, best, lambda: model_scores(model, data, seed=settings.seed), out.version)
     log.info("train.done", best=best, metric=metric, value=result.models[best].metrics[metric].mean,
              model_dir=str(model_dir), version=out.version, promoted=out.promoted)
     return out
