@@ -95,8 +95,36 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 3)
 
 
+@dataclass
+class Point:
+    """What happened between two consecutive snapshots (rates per second, latency in ms), computed once when the
+    newer snapshot is taken, so a dashboard poll only assembles lists."""
+
+    at: float
+    requests: dict[str, float]  # route → requests/s
+    errors: dict[str, float]  # "4xx" / "5xx" → errors/s
+    latency: dict[str, float | None]  # "p50" / "p95" / "p99" → ms over every route
+    fallbacks: dict[str, float]  # kind → fallbacks/s
+    coverage: float | None
+
+
+def point(old: Snapshot, new: Snapshot) -> Point:
+    """The interval from `old` to `new`, the dashboard's own routes left out."""
+    dt = max(new.at - old.at, 1e-9)
+    req = {k: n for k, n in _minus(new.requests, old.requests).items() if not _own(k[0])}
+    routes: dict[str, float] = {}
+    for (route, _), n in req.items():
+        routes[route] = routes.get(route, 0.0) + n
+    errors = {cls: round(sum(n for (_, s), n in req.items() if s.startswith(cls[0])) / dt, 4) for cls in ("4xx", "5xx")}
+    merged = _merge_buckets(_minus(b, old.buckets.get(k, {})) for k, b in new.buckets.items() if not _own(k[0]))
+    return Point(new.at, {r: round(n / dt, 4) for r, n in routes.items()}, errors,
+                 {name: _ms(quantile(q, merged)) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+                 {k: round(n / dt, 4) for k, n in _minus(new.fallbacks, old.fallbacks).items()}, new.coverage)
+
+
 class Sampler:
-    """Snapshots of serving's metrics every `interval_s` seconds, the newest `capacity` kept (default: one hour).
+    """Snapshots of serving's metrics every `interval_s` seconds, the newest `capacity` kept (default: one hour),
+    with the interval between each two as a Point.
 
     `read` gives the registry to read: the app's own, or, with several server processes, a collector over all of
     them (so every process's dashboard shows the whole server)."""
@@ -105,15 +133,18 @@ class Sampler:
                  clock: Callable[[], float] = time.time):
         self.read, self.interval_s, self.clock = read, interval_s, clock
         self.samples: deque[Snapshot] = deque(maxlen=capacity)
+        self.points: deque[Point] = deque(maxlen=max(capacity - 1, 1))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at: float | None = None
 
     def sample(self) -> Snapshot:
-        """Take one snapshot now and keep it."""
+        """Take one snapshot now and keep it (and the interval since the previous one)."""
         snap = snapshot(self.read(), self.clock())
         with self._lock:
+            if self.samples:
+                self.points.append(point(self.samples[-1], snap))
             self.samples.append(snap)
         return snap
 
@@ -144,52 +175,25 @@ class Sampler:
     def series(self) -> dict[str, Any]:
         """Per interval between consecutive snapshots: requests per second by route, errors per second by class,
         latency p50/p95/p99 (ms) over every route, fallbacks per second by kind, coverage; and totals over the
-        whole window (by route and by experiment variant). The dashboard's own routes are left out."""
+        whole window (by route and by experiment variant). The dashboard's own routes are left out; so are routes
+        and fallback kinds without any in the window."""
         with self._lock:
-            snaps = list(self.samples)
-        t: list[float] = []
-        by_route: dict[str, list[float]] = {}
-        errors: dict[str, list[float]] = {"4xx": [], "5xx": []}
-        latency: dict[str, list[float | None]] = {"p50": [], "p95": [], "p99": []}
-        fallbacks: dict[str, list[float]] = {}
-        coverage: list[float | None] = []
-        if snaps:  # routes with requests inside the window (not only before it)
-            moved = _minus(snaps[-1].requests, snaps[0].requests)
-            routes = sorted({r for (r, _), n in moved.items() if n > 0 and not _own(r)})
-        else:
-            routes = []
-        kinds = sorted({k for k, n in _minus(snaps[-1].fallbacks, snaps[0].fallbacks).items() if n > 0}) \
-            if snaps else []
-        for route in routes:
-            by_route[route] = []
-        for kind in kinds:
-            fallbacks[kind] = []
-        for old, new in zip(snaps, snaps[1:]):
-            dt = max(new.at - old.at, 1e-9)
-            t.append(round(new.at * 1000.0))
-            req = _minus(new.requests, old.requests)
-            for route in routes:
-                by_route[route].append(round(sum(n for (r, _), n in req.items() if r == route) / dt, 4))
-            for cls, first in (("4xx", "4"), ("5xx", "5")):
-                errors[cls].append(round(sum(n for (r, s), n in req.items() if s.startswith(first) and not _own(r))
-                                         / dt, 4))
-            merged = _merge_buckets(_minus(b, old.buckets.get(k, {})) for k, b in new.buckets.items() if not _own(k[0]))
-            for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-                latency[name].append(_ms(quantile(q, merged)))
-            fb = _minus(new.fallbacks, old.fallbacks)
-            for kind in kinds:
-                fallbacks[kind].append(round(fb.get(kind, 0.0) / dt, 4))
-            coverage.append(new.coverage)
+            snaps, points = [self.samples[0], self.samples[-1]] if self.samples else [], list(self.points)
+        routes = sorted({r for p in points for r, n in p.requests.items() if n > 0})
+        kinds = sorted({k for p in points for k, n in p.fallbacks.items() if n > 0})
         return {"interval_s": self.interval_s, "window_s": self.interval_s * (self.samples.maxlen or 0),
-                "samples": len(snaps), "t": t, "requests_per_s": by_route, "errors_per_s": errors,
-                "latency_ms": latency, "fallbacks_per_s": fallbacks, "coverage": coverage,
-                **self.totals(snaps)}
+                "samples": len(points) + 1 if snaps else 0, "t": [round(p.at * 1000.0) for p in points],
+                "requests_per_s": {r: [p.requests.get(r, 0.0) for p in points] for r in routes},
+                "errors_per_s": {c: [p.errors[c] for p in points] for c in ("4xx", "5xx")},
+                "latency_ms": {q: [p.latency[q] for p in points] for q in ("p50", "p95", "p99")},
+                "fallbacks_per_s": {k: [p.fallbacks.get(k, 0.0) for p in points] for k in kinds},
+                "coverage": [p.coverage for p in points], **self.totals(snaps)}
 
     def totals(self, snaps: list[Snapshot] | None = None) -> dict[str, Any]:
         """Counts and latency quantiles between the oldest and the newest snapshot held."""
         if snaps is None:
             with self._lock:
-                snaps = list(self.samples)
+                snaps = [self.samples[0], self.samples[-1]] if self.samples else []
         if len(snaps) < 2:
             return {"totals": {"requests": 0, "errors_4xx": 0, "errors_5xx": 0, "fallbacks": 0, "error_rate": None,
                                "p50_ms": None, "p99_ms": None, "seconds": 0.0}, "routes": [], "variants": {}}
