@@ -8,11 +8,11 @@ import json
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from tests.helpers import event, write_csv
 from typer.testing import CliRunner
 
 from streamrec.cli.app import app
 from streamrec.errors import ConfigError
-from tests.helpers import event, write_csv
 
 runner = CliRunner()
 COLUMNS = ["event_id", "user_id", "item_id", "type", "ts", "fraction"]

@@ -32,6 +32,7 @@ def test_pipeline_is_registered_reported_and_served(tiny_world_store, tmp_path):
     assert reference.kind == "pipeline" and reference.model == out.bundle_dir.name and reference.features
     assert read_scores(reference).size == reference.scores > 0
     assert (reference.path / "users.parquet").exists() and (reference.path / "titles.parquet").exists()
+    served_lists_match_the_reference(settings, table)
     page = out.html.read_text()
     for text in ("Stage by stage", "ranked pipeline", "Candidate recall", "feature importance", "data:image/png"):
         assert text in page
@@ -61,3 +62,23 @@ def test_impression_negatives_join_the_rankers_training_when_asked(tiny_world_st
         table = store.con.sql("SELECT user_id, item_id, weight, last_ts FROM interactions").to_arrow_table()
         out = train_pipeline(store.con, table, settings, events_relation(store.con), register=False)
     assert out.report.counts["ranker_impression_negatives"] > 0 and out.version is None
+
+
+def served_lists_match_the_reference(settings, table) -> None:
+    """Lists served over HTTP by the registered champion land in the served-lists log, and `streamrec monitor`'s
+    checks compare their scores with the training-time reference: same model, same data, no drift."""
+    from fastapi.testclient import TestClient
+
+    from streamrec.cli.monitor_cmds import run
+    from streamrec.serving import create_app
+
+    settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"clock": "data"})})
+    users = sorted(set(table.column("user_id").to_pylist()))[:150]
+    with TestClient(create_app(settings)) as client:  # its shutdown writes the log
+        for user in users:
+            assert client.get(f"/v1/users/{user}/recommendations?k=10").status_code == 200
+    report = run(settings)
+    assert report.reference.startswith("pipeline ") and report.scores is not None
+    assert report.scores.n_current > 500 and report.scores.psi < 0.2
+    assert not [a for a in report.alerts if a.name == "score"], report.alerts
+    assert report.concentration and report.concentration[-1].lists == len(users)

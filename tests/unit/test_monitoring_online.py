@@ -12,8 +12,17 @@ import pytest
 from streamrec.experiments.assign import Assigner
 from streamrec.experiments.config import ExperimentConfig
 from streamrec.experiments.exposure import ExposureLog, read_log
-from streamrec.monitoring import (DriftThresholds, OnlineThresholds, concentration_over_time, drift_alerts, gini,
-                                  online_alerts, play_rate_by_variant, score_drift, served_scores)
+from streamrec.monitoring import (
+    DriftThresholds,
+    OnlineThresholds,
+    concentration_over_time,
+    drift_alerts,
+    gini,
+    online_alerts,
+    play_rate_by_variant,
+    score_drift,
+    served_scores,
+)
 from streamrec.monitoring.reference import find_reference, ranker_scores, read_scores, save_reference
 from streamrec.monitoring.served import ServedLog, read_served
 

@@ -96,11 +96,20 @@ def register(app: typer.Typer) -> None:
             console.rule(f"9. a simulated A/B: the ranked pipeline (v{trained.version}) against the best single model "
                          f"(v{out.version}, {out.best}), viewers with their true taste, then the analysis")
             experiment_cmds.demo_ab(served, str(trained.version), str(out.version), world, days=3, seed=seed)
+        console.rule("10. monitor: data quality, feature and score drift against the training-time reference, play "
+                     "rate per variant, concentration and coverage of what was served")
+        from streamrec.cli.monitor_cmds import run as run_monitor
+        from streamrec.monitoring.report import render as render_monitor
+
+        checked = run_monitor(settings)
+        console.print(render_monitor(checked))
+        console.print(f"`streamrec --data-dir {root} monitor` would exit {checked.exit_code} "
+                      "(0 quiet, 1 alert, 2 error)")
         console.rule(f"done in {time.perf_counter() - began:.1f}s — data in {root}")
         if serve:
             from streamrec.cli.serve_cmds import run_server
 
-            console.rule("10. serve the API (the synthetic world's clock: just after its newest event)")
+            console.rule("11. serve the API (the synthetic world's clock: just after its newest event)")
             run_server(served, state)
 
 

@@ -45,9 +45,7 @@ def register(app: typer.Typer) -> None:
         (2: an error)."""
         from streamrec.errors import ConfigError
         from streamrec.monitoring.config import load_config
-        from streamrec.monitoring.report import MonitoringReport, render
-        from streamrec.storage.events import open_event_store
-        from streamrec.storage.events.duckdb import DuckDBEventStore
+        from streamrec.monitoring.report import render
 
         settings = settings_of(ctx)
         config = load_config(thresholds)
@@ -57,15 +55,31 @@ def register(app: typer.Typer) -> None:
             config.recent_days = days
         if current is not None and reference is None:
             raise ConfigError("--current needs --reference (the snapshot to compare it with)")
-        report = MonitoringReport()
-        with open_event_store(settings, read_only=True) as store:
-            if not isinstance(store, DuckDBEventStore):
-                raise ConfigError(f"monitor reads the duckdb event store, not '{settings.event_store.type}'")
-            collect(report, settings, config, store.con, reference, current)
+        report = run(settings, config, reference, current)
         console.print(render(report))
         if as_json:
             console.print_json(json.dumps([asdict(a) for a in report.alerts]))
         raise typer.Exit(code=report.exit_code)
+
+
+def run(settings, config=None, reference: Path | None = None, current: Path | None = None):
+    """Every check of `streamrec monitor` over the settings' event store and logs: a MonitoringReport.
+
+    Raises:
+        ConfigError: no event store, or not a duckdb one. DataError: it holds no ingestion batches.
+    """
+    from streamrec.errors import ConfigError
+    from streamrec.monitoring.config import MonitoringConfig
+    from streamrec.monitoring.report import MonitoringReport
+    from streamrec.storage.events import open_event_store
+    from streamrec.storage.events.duckdb import DuckDBEventStore
+
+    report = MonitoringReport()
+    with open_event_store(settings, read_only=True) as store:
+        if not isinstance(store, DuckDBEventStore):
+            raise ConfigError(f"monitor reads the duckdb event store, not '{settings.event_store.type}'")
+        collect(report, settings, config or MonitoringConfig(), store.con, reference, current)
+    return report
 
 
 def collect(report, settings, config, con, reference: Path | None = None, current: Path | None = None) -> None:

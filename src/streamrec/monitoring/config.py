@@ -74,7 +74,8 @@ class MonitoringConfig(BaseModel, extra="forbid"):
 
 
 def load_config(path: Path | None) -> MonitoringConfig:
-    """Thresholds from a TOML file (tables [drift], [quality] and [online], key recent_days), or the defaults when `path` is None.
+    """Thresholds from a TOML file (tables [drift], [quality] and [online], key recent_days), or the defaults when
+    `path` is None.
 
     Raises:
         ConfigError: the file is missing, not TOML, or has unknown or invalid keys.

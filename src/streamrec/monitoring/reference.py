@@ -1,5 +1,5 @@
-"""The training-time reference of monitoring, saved by every training run beside its model: the model's scores on the
-top-k lists of a sample of users (scores.parquet: user_id, rank, score) and, when it trained on the event store, the
+"""The training-time reference of monitoring, saved by every training run beside its model: the scores of the top-k
+lists serving answers with for a sample of users (scores.parquet: user_id, rank, score) and, with the event store, the
 feature snapshot of that moment (users.parquet, titles.parquet), under DATA_DIR/monitoring/references/MODEL_DIR_NAME/
 with reference.json (model, kind, registry version, time). `streamrec monitor` picks the reference of the model that
 served recently, so it compares serving against training without being handed two snapshots."""
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -151,21 +151,63 @@ def ranker_scores(ranker: Any, features: np.ndarray, rows: np.ndarray, user_ids:
                      "rank": pa.array(rank[top], pa.int32()), "score": pa.array(s[top], pa.float64())})
 
 
-def save_training_reference(settings: Any, model_dir: Path | str, kind: str, scores: Callable[[], pa.Table],
-                            version: int | str | None = None, con: Any = None) -> Reference | None:
-    """The reference of a model a training run just saved: `scores()` and the feature snapshot of the event store
-    (through `con` when the caller holds it open, else the settings' duckdb store opened read-only, when it exists).
-    Never fails the training: a problem is logged and None returned."""
+def save_training_reference(settings: Any, model_dir: Path | str, kind: str, version: int | str | None,
+                            user_ids: Any, offline_scores: Callable[[], pa.Table], con: Any = None) -> Reference | None:
+    """The reference of a model a training run just saved. With the event store (`con` when the caller holds it open,
+    else the settings' duckdb store opened read-only, when it exists): the scores serving answers with
+    (`serving_scores` for a sample of `user_ids`) and the feature snapshot; without one (a model trained from a CSV
+    file), or when serving answers every sampled user by a fallback: `offline_scores()`. Never fails the training: a
+    problem is logged and None returned."""
     from streamrec.errors import StreamrecError
 
+    def save(store_con: Any) -> Reference:
+        table = serving_scores(settings, store_con, model_dir, user_ids, seed=settings.seed) if store_con else None
+        if table is None or table.num_rows == 0:
+            table = offline_scores()
+        return save_reference(settings.data_dir, model_dir, kind, table, version, store_con)
+
     try:
-        table = scores()
         if con is None and settings.event_store.type == "duckdb" and settings.event_store_path.exists():
             from streamrec.storage.events import open_event_store
 
             with open_event_store(settings, read_only=True) as store:
-                return save_reference(settings.data_dir, model_dir, kind, table, version, store.con)
-        return save_reference(settings.data_dir, model_dir, kind, table, version, con)
+                return save(store.con)
+        return save(con)
     except (StreamrecError, OSError, ValueError) as exc:
         log.warning("monitoring.reference_failed", model_dir=str(model_dir), error=str(exc)[:300])
         return None
+
+
+def serving_scores(settings: Any, con: Any, model_dir: Path | str, user_ids: Any, k: int = REFERENCE_K,
+                   users: int = 500, seed: int = 0) -> pa.Table:
+    """The scores serving itself would answer with: the model in `model_dir` loaded as serving loads it, over a world
+    read from the event store on `con` (an in-memory online store and bus; the request clock just after the newest
+    event), asked for the lists (k titles, as GET /v1/users/{id}/recommendations answers) of a sample of `users` of
+    `user_ids`. Lists served by a fallback are left out, as the served-lists drift leaves them out."""
+    from datetime import timedelta as _td
+
+    from streamrec.events.bus import InProcessEventBus
+    from streamrec.features import events_relation
+    from streamrec.features.materialize import materialize
+    from streamrec.serving import answers
+    from streamrec.serving.models import model_loader
+    from streamrec.serving.world import build_world
+    from streamrec.settings import MemoryOnlineStoreConfig
+    from streamrec.storage.online import open_online_store
+
+    served_settings = settings.model_copy(update={"serving": settings.serving.model_copy(
+        update={"clock": "data", "land_events": False, "warm_pools": 0})})
+    world = build_world(con, served_settings, open_online_store(MemoryOnlineStoreConfig()), InProcessEventBus())
+    events = events_relation(con)
+    at = world.clock()
+    materialize(con, world.store, at, events, [], histories=True)
+    model = model_loader(served_settings, world,
+                         lambda defs: materialize(con, world.store, at, events, defs, histories=False))(str(model_dir))
+    rows: dict[str, list] = {"user_id": [], "rank": [], "score": []}
+    for user in _sample(np.asarray(user_ids, dtype=object), users, seed).tolist():
+        answer = answers.one_list(world, model, str(user), k, None, (), False, at=at + _td(seconds=1))
+        if answer.fallback is None:
+            for rank, score in enumerate(answer.scores, 1):
+                if score is not None:
+                    rows["user_id"].append(str(user)), rows["rank"].append(rank), rows["score"].append(float(score))
+    return pa.table(rows, schema=SCORES_SCHEMA)

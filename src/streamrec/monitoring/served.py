@@ -1,4 +1,4 @@
-"""The served-lists log: a sample of the lists serving answered (titles, their scores, model, variant, fallback), one row
+"""The served-lists log: a sample of the lists serving answered (titles, scores, model, variant, fallback), one row
 per response, buffered and written as Parquet parts under FOLDER/date=YYYY-MM-DD/ (never rewritten, so several server
 processes can share the folder). `streamrec monitor` reads it back for score drift and popularity concentration."""
 

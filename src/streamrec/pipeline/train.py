@@ -53,14 +53,15 @@ def train_pipeline(con: duckdb.DuckDBPyConnection, table: pa.Table, settings: Se
     (out.bundle_dir.parent / f"pipeline-{stamp}.importance.json").write_text(
         json.dumps(bundle.ranker.importance(), indent=1))
     _register(out, settings, table)
-    _reference(out, bundle, settings, con)
+    _reference(out, bundle, settings, con, table)
     log.info("pipeline.registered", version=out.version, promoted=out.promoted, ndcg=report.ndcg["ranked pipeline"])
     return out
 
 
-def _reference(out: PipelineTrainResult, bundle, settings: Settings, con: duckdb.DuckDBPyConnection) -> None:
-    """The monitoring reference of the bundle: its ranker's top-10 scores on the evaluation's test candidates (the
-    distribution served lists' scores come from) and the feature snapshot (see streamrec.monitoring.reference)."""
+def _reference(out: PipelineTrainResult, bundle, settings: Settings, con: duckdb.DuckDBPyConnection,
+               table: pa.Table) -> None:
+    """The monitoring reference of the bundle: the scores serving answers with for a sample of users, and the feature
+    snapshot (see streamrec.monitoring.reference); offline, its ranker's top-10 on the evaluation's test candidates."""
     from streamrec.errors import DataError
     from streamrec.monitoring.reference import ranker_scores, save_training_reference
 
@@ -72,7 +73,8 @@ def _reference(out: PipelineTrainResult, bundle, settings: Settings, con: duckdb
         return ranker_scores(bundle.ranker, report.test_features, report.test_rows, report.user_ids,
                              seed=settings.seed)
 
-    save_training_reference(settings, out.bundle_dir, "pipeline", scores, out.version, con)
+    users = pa.compute.unique(table.column("user_id")).to_numpy(zero_copy_only=False)
+    save_training_reference(settings, out.bundle_dir, "pipeline", out.version, users, scores, con)
 
 
 def _register(out: PipelineTrainResult, settings: Settings, table: pa.Table) -> None:

@@ -169,6 +169,7 @@ class InProcessTransport:
         return total
 
     def close(self) -> None:
+        self.state.close()  # what the exposure and served-lists logs buffer is written, as at a server's shutdown
         if not self.loop.is_closed():
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
