@@ -1,5 +1,5 @@
 """deploy/grafana/streamrec.json: an importable dashboard whose every PromQL expression names only metrics, and
-groups and matches only on labels, that serving's registry exposes."""
+groups and matches only on labels, that serving's registry or the worker's metrics expose."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from streamrec.events.bus.inprocess import InProcessEventBus
+from streamrec.realtime.apply import EventApplier
 from streamrec.serving.metrics import ServingMetrics
+from streamrec.storage.online.memory import MemoryOnlineStore
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "streamrec.json"
 SELECTOR = re.compile(r"\b(streamrec_[a-z0-9_]+)\s*(\{[^}]*\})?")
@@ -19,12 +22,20 @@ LEGEND = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
 
 
 def exposed() -> dict[str, set[str]]:
-    """Sample name → label names, for every metric registered by serving (whether or not it has been observed)."""
+    """Sample name → label names, for every metric registered by serving (whether or not it has been observed), and
+    those of the worker (`streamrec worker`'s /metrics, as tests/unit/test_prometheus_alerts.py scrapes it)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.unit.test_prometheus_alerts import worker_metrics
+
     samples: dict[str, set[str]] = {}
     for collector, names in ServingMetrics().registry._collector_to_names.items():
         labels = set(getattr(collector, "_labelnames", ()))
         for name in names:
             samples[name] = labels | ({"le"} if name.endswith("_bucket") else set())
+    for family in text_string_to_metric_families(worker_metrics()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, set()).update(sample.labels)
     return samples
 
 
@@ -83,6 +94,33 @@ def test_every_metric_and_label_exists_in_serving(target):
             assert label in labels, f"{title}: grouped by '{label}', which none of {[n for n, _ in found]} has"
     for label in LEGEND.findall(t.get("legendFormat", "")):
         assert label in labels, f"{title}: the legend shows '{label}', which no referenced metric has"
+
+
+def test_the_dashboard_covers_the_workers_lag_events_and_freshness():
+    titles = " | ".join(p["title"] for p in graphs()).lower()
+    for needed in ("consumer lag", "worker events by outcome", "freshness"):
+        assert needed in titles, needed
+    text = " ".join(t["expr"] for _, t in targets())
+    for needed in ("streamrec_worker_consumer_lag", "sum by (outcome) (rate(streamrec_worker_events_total",
+                   "streamrec_worker_freshness_seconds", "streamrec_worker_newest_event_timestamp_seconds"):
+        assert needed in text, needed
+
+
+def test_the_worker_panels_read_the_worker_beside_the_api_too():
+    """The serving /metrics of an API with the embedded worker (in-process bus) carries the worker panels' names."""
+    from datetime import datetime
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics, bus = ServingMetrics(), InProcessEventBus()
+    applier = EventApplier(MemoryOnlineStore())
+    bus.subscribe(applier)
+    metrics.embedded_worker(applier, bus)
+    bus.publish([{"event_id": "e1", "user_id": "u1", "item_id": "t1", "type": "play", "ts": datetime(2026, 5, 1)}])
+    served = {s.name for f in text_string_to_metric_families(metrics.render().decode()) for s in f.samples}
+    worker_panels = {name for _, t in targets() for name, _ in SELECTOR.findall(t["expr"])
+                     if name.startswith("streamrec_worker_")}
+    assert worker_panels - {"streamrec_worker_backend_outages_total", "streamrec_worker_bus_up"} <= served
 
 
 def test_the_checks_catch_a_wrong_name():

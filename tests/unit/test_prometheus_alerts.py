@@ -70,6 +70,16 @@ def test_rules_are_well_formed():
             assert re.fullmatch(r"\d+[smh]", rule["for"])
 
 
+def test_the_worker_rules_cover_lag_stalls_freshness_and_the_bus():
+    names = {r["alert"] for r in rules()}
+    assert {"StreamrecWorkerLagging", "StreamrecWorkerStalled", "StreamrecOnlineStoreStale",
+            "StreamrecWorkerBusDown"} <= names
+    text = " ".join(r["expr"] for r in rules())
+    for needed in ("streamrec_worker_consumer_lag", "streamrec_worker_events_total", "streamrec_worker_freshness_seconds",
+                   "streamrec_worker_bus_up"):
+        assert needed in text
+
+
 def test_the_rules_cover_latency_errors_fallbacks_and_model_loads():
     text = " ".join(r["expr"] for r in rules())
     for needed in ("streamrec_http_request_seconds_bucket", 'status=~"5..', "streamrec_fallbacks_total",
