@@ -67,3 +67,28 @@ def test_bad_training_input_and_wrong_width_are_clear_errors():
     fitted = Ranker(n_estimators=5, num_threads=1).fit(x, y, groups, ["a", "b", "c"])
     with pytest.raises(DataError, match="trained on 3"):
         fitted.score(x[:, :2])
+
+
+def test_groups_without_a_positive_are_left_out_of_training_and_the_rest_kept_in_order():
+    from streamrec.pipeline.ranker import _groups_with_positives
+
+    x = np.arange(14, dtype=np.float32).reshape(7, 2)
+    labels = np.array([0, 0, 1, 0, 0, 2, 0], dtype=np.int32)
+    groups = np.array([2, 2, 0, 2, 1])  # zeros | one positive | empty | one positive | zero
+    kept_x, kept_y, kept_groups = _groups_with_positives(x, labels, groups)
+    np.testing.assert_array_equal(kept_groups, [2, 2])
+    np.testing.assert_array_equal(kept_y, [1, 0, 0, 2])
+    np.testing.assert_array_equal(kept_x, x[2:6])
+    every = _groups_with_positives(x[2:6], labels[2:6], np.array([2, 2]))
+    np.testing.assert_array_equal(every[2], [2, 2])
+
+
+def test_all_zero_groups_do_not_change_what_the_ranker_learns_from():
+    x, labels, groups = planted()
+    rng = np.random.default_rng(5)
+    padding = rng.normal(size=(200, 3)).astype(np.float32)  # ten users who watched none of their candidates
+    padded = Ranker(early_stopping_rounds=0, n_estimators=20).fit(
+        np.vstack([x, padding]), np.concatenate([labels, np.zeros(200, np.int32)]),
+        np.concatenate([groups, np.full(10, 20)]), ["a", "b", "c"])
+    plain = Ranker(early_stopping_rounds=0, n_estimators=20).fit(x, labels, groups, ["a", "b", "c"])
+    np.testing.assert_array_equal(padded.score(x), plain.score(x))

@@ -44,11 +44,12 @@ class Ranker:
         if not (labels > 0).any():
             raise DataError("ranker training data", "no positive label: nothing to learn an order from")
         cfg = self.config
+        x, y, groups = _groups_with_positives(np.asarray(features, dtype=np.float32),
+                                              np.asarray(labels, dtype=np.int32), np.asarray(groups))
         model = lgb.LGBMRanker(objective="lambdarank", n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate,
                                num_leaves=cfg.num_leaves, min_child_samples=cfg.min_child_samples,
                                random_state=cfg.seed, n_jobs=cfg.num_threads or None, verbose=-1)
-        x, y = np.asarray(features, dtype=np.float32), np.asarray(labels, dtype=np.int32)
-        held = self._validation_groups(y, np.asarray(groups))
+        held = self._validation_groups(y, groups)
         if held is None:
             model.fit(x, y, group=groups, feature_name=list(names))
         else:  # stop adding trees when NDCG@10 on held-out users stops improving: fewer trees, faster requests
@@ -127,3 +128,18 @@ class Ranker:
         ranker.trees_ = int(ranker.booster_.current_iteration())
         ranker.names_ = list(meta["names"])
         return ranker
+
+
+def _groups_with_positives(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                                       np.ndarray]:
+    """Only the groups with a positive label. Why: LambdaRank learns from pairs of rows with different labels in one
+    group, so a group of zeros adds no gradient, only rows to build histograms over; most users' candidates have no
+    positive in the labelled period (on the 20M-event world about 3 in 4 rows), so dropping them makes each tree
+    that much cheaper without changing what is learned from."""
+    owner = np.repeat(np.arange(len(groups)), groups)
+    positive = np.bincount(owner, weights=y > 0, minlength=len(groups)) > 0
+    if positive.all():
+        return x, y, groups
+    rows = positive[owner]
+    return x[rows], y[rows], groups[positive]
+
