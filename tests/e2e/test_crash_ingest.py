@@ -70,7 +70,9 @@ def check_whole_batches(db: Path) -> int:
     return batches
 
 
-def test_sigkill_during_ingestion_loses_and_duplicates_nothing(tmp_path: Path):
+def kill_runs(tmp_path: Path, kills: int, seed: int = 5) -> dict:
+    """`kills` runs of `streamrec ingest` killed with SIGKILL at random moments (the store checked after each), then
+    one uninterrupted run whose counts must be exact. Returns the counts (bench/reliability.py records them)."""
     files_dir = tmp_path / "in"
     files_dir.mkdir()
     valid_ids, invalid = make_files(files_dir)
@@ -85,24 +87,37 @@ def test_sigkill_during_ingestion_loses_and_duplicates_nothing(tmp_path: Path):
     full_run = time.perf_counter() - started
     db.unlink()
 
-    rng = random.Random(5)
-    kills = 0
-    while kills < KILLS:
+    rng = random.Random(seed)
+    killed = checked = partial_stores = 0
+    while killed < kills:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.05, full_run))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            kills += 1
+            killed += 1
         proc.wait()
-        if db.exists() and check_whole_batches(db) == FILES:
+        batches = check_whole_batches(db) if db.exists() else 0
+        checked += 1
+        partial_stores += 0 < batches < FILES
+        if batches == FILES:
             db.unlink()  # everything landed before the kill: start over so later kills hit batches again
             Path(str(db) + ".wal").unlink(missing_ok=True)
 
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert check_whole_batches(db) == FILES
     con = duckdb.connect(str(db), read_only=True)
-    stored_ids = {r[0] for r in con.execute("SELECT event_id FROM events").fetchall()}
+    stored_ids = [r[0] for r in con.execute("SELECT event_id FROM events").fetchall()]
     (quarantined,), = con.execute("SELECT count(*) FROM quarantine").fetchall()
     con.close()
-    assert stored_ids == valid_ids
+    lost, extra = valid_ids - set(stored_ids), set(stored_ids) - valid_ids
+    assert not lost and not extra and len(stored_ids) == len(set(stored_ids))
     assert quarantined == invalid
+    return {"kills": killed, "stores_checked": checked, "stores_with_some_batches": partial_stores,
+            "full_run_s": round(full_run, 2), "valid_events": len(valid_ids), "stored": len(stored_ids),
+            "lost": len(lost), "stored_twice": len(stored_ids) - len(set(stored_ids)), "quarantined": quarantined,
+            "invalid_rows": invalid}
+
+
+def test_sigkill_during_ingestion_loses_and_duplicates_nothing(tmp_path: Path):
+    counts = kill_runs(tmp_path, KILLS)
+    assert counts["kills"] == KILLS and counts["lost"] == 0 and counts["stored_twice"] == 0

@@ -272,7 +272,9 @@ def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, checked: Checke
             stored = con.execute(f"INSERT INTO events ({cols}, batch_id) SELECT {typed}, {batch_id} "
                                  f"FROM {checked.rows} WHERE {keep}").fetchall()[0][0]
         finally:
-            con.execute("RESET preserve_insertion_order")
+            # Inside a failed (aborted) transaction a RESET would raise and hide the real error (a full disk); the
+            # handler below resets after its ROLLBACK instead.
+            _quietly(con, "RESET preserve_insertion_order")
         # A source read again must give the records that were checked: the same file, the same count.
         if not unchanged() or stored != valid - dropped:
             raise DataError(report.source, "changed while it was being ingested; nothing was stored (ingest it again)")
@@ -299,8 +301,17 @@ def _write_batch(con: duckdb.DuckDBPyConnection, staged: Staged, checked: Checke
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _quietly(con, "ROLLBACK")  # a COMMIT that failed has no transaction left to roll back
+        _quietly(con, "RESET preserve_insertion_order")
         raise
+
+
+def _quietly(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Run `sql`, ignoring DuckDB's refusal while an error is already on its way up (it must not replace it)."""
+    try:
+        con.execute(sql)
+    except duckdb.Error:
+        pass
 
 
 def _json(report: BatchReport) -> str:

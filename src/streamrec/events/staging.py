@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from streamrec.errors import DataError
 from streamrec.events.rules import RAW
-from streamrec.events.schema import EVENT_COLUMN_NAMES, REQUIRED_COLUMNS
+from streamrec.events.schema import EVENT_COLUMN_NAMES, EVENT_COLUMNS, REQUIRED_COLUMNS
 
 FORMATS = ("csv", "parquet", "jsonl")
 _SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
@@ -123,16 +123,33 @@ def _csv_options(path: Path, delimiter: str) -> str:
             "auto_detect=true, strict_mode=true, null_padding=false, ignore_errors=true")
 
 
+def _header_names(path: Path, delimiter: str) -> list[str]:
+    """The column names on the first line of a CSV file, parsed by Python's csv module (any bad byte replaced)."""
+    import csv
+
+    with open(path, "rb") as handle:
+        first = handle.readline(1 << 20).decode("utf-8", errors="replace").lstrip("\ufeff")
+    return next(csv.reader([first], delimiter=delimiter), [])
+
+
 def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejected: str, delimiter: str) -> Staged:
-    header = con.execute(f"SELECT * FROM read_csv({_csv_options(path, delimiter)}) LIMIT 0").description
-    found = [d[0] for d in header]
+    options = _csv_options(path, delimiter)
+    try:
+        header = con.execute(f"SELECT * FROM read_csv({options}) LIMIT 0").description
+        found = [d[0] for d in header]
+    except duckdb.InvalidInputException:
+        # DuckDB's sniffer reads the first rows and gives up on one it cannot parse (a row over its line-size limit):
+        # read with the header's own names instead, so that row is rejected alone rather than the whole file.
+        found = _header_names(path, delimiter)
+        columns = "{" + ", ".join(f"{_lit(name)}: 'VARCHAR'" for name in found) + "}"
+        options = options.replace("auto_detect=true", f"auto_detect=false, columns={columns}")
     mapping, ignored = _match_columns(path, found)
     select = ", ".join(f'"{src}" AS "{RAW}{name}"' for name, src in mapping.items())
     rej_t, rej_s = f"rej_errors_{table}", f"rej_scans_{table}"
     drops = [f"DROP TABLE IF EXISTS {rej_t}", f"DROP TABLE IF EXISTS {rej_s}"]
     for sql in drops:
         con.execute(sql)
-    source = (f"SELECT {select} FROM read_csv({_csv_options(path, delimiter)}, "
+    source = (f"SELECT {select} FROM read_csv({options}, "
               f"store_rejects=true, rejects_table='{rej_t}', rejects_scan='{rej_s}')")
     # One reject row per error; a record with several errors is one rejected record (its first error).
     collect = (
@@ -158,7 +175,10 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejec
     source = f"SELECT {select}, file_row_number AS __idx FROM read_parquet({_lit(str(path))}, file_row_number=true)"
     staged = Staged(source, rejected, {name: types[src] for name, src in mapping.items()}, "__idx", 1, ignored,
                     rescan=True)
-    texts = {src: name for name, src in mapping.items() if staged.staged_types[name].upper() == "VARCHAR"}
+    # text read as text: a number or time written as text (an epoch in a VARCHAR ts) is typed per row, not compared
+    text_columns = {c.name for c in EVENT_COLUMNS if c.sql_type == "VARCHAR"}
+    texts = {src: name for name, src in mapping.items()
+             if staged.staged_types[name].upper() == "VARCHAR" and name in text_columns}
     staged.distinct_sql = {
         texts[src]: f'SELECT DISTINCT "{src}" AS "{RAW}{texts[src]}" FROM read_parquet({_lit(str(path))})'
         for src in _dictionary_columns(path, list(texts))
@@ -218,8 +238,37 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path, table: str, rejecte
         con.executemany(f"INSERT INTO {rejected} VALUES (?, '*', 'parse_error', 'not a JSON object', ?)",
                         [(int(n), b[1][:2000]) for n, b in zip(lines_of, bad)])
     paths = "[" + ", ".join(_lit(f"$.{c}") for c in EVENT_COLUMN_NAMES) + "]"
+    wrong = _wrong_json_types(con, lines, is_object, paths)
+    if wrong:
+        lines_of = staged.rows(np.array([w[0] for w in wrong]))
+        con.executemany(f"INSERT INTO {rejected} VALUES (?, ?, 'bad_type', ?, ?)",
+                        [(int(n), column, f"a JSON {kind.lower()} where text or a number is expected", line[:2000])
+                         for n, (_, line, column, kind) in zip(lines_of, wrong)])
+        con.register("__wrong", pa.table({"r": pa.array([w[0] for w in wrong], pa.int64())}))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE wrong_{table} AS SELECT r FROM __wrong")
+        con.unregister("__wrong")
+        staged.drop_sql.append(f"DROP TABLE IF EXISTS wrong_{table}")
+        is_object += f" AND rowid NOT IN (SELECT r FROM wrong_{table})"
     select = ", ".join(f'v[{i + 1}] AS "{RAW}{c}"' for i, c in enumerate(EVENT_COLUMN_NAMES))
     staged.source_sql = (f"SELECT {select}, __idx FROM ("
                          f"SELECT json_extract_string(line, {paths}) AS v, rowid AS __idx FROM {lines} WHERE {is_object})")
     con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}")
     return staged
+
+
+_NOT_TEXT = ("ARRAY", "OBJECT", "BOOLEAN")  # JSON values that no event field can hold (text was read from them before)
+
+
+def _wrong_json_types(con: duckdb.DuckDBPyConnection, lines: str, is_object: str, paths: str) -> list[tuple]:
+    """(rowid, line, column, JSON type) of each object line whose first event field holding an array, an object or a
+    boolean is `column`. Only lines with a '[', a second '{' or a true/false in them are looked at closely."""
+    found = con.execute(
+        f"SELECT rowid, line, json_type(line, {paths}) FROM {lines} WHERE {is_object} AND (strpos(line, '[') > 0 "
+        f"OR strpos(line[2:], '{{') > 0 OR strpos(line, 'true') > 0 OR strpos(line, 'false') > 0)"
+    ).fetchall()
+    wrong = []
+    for rowid, line, types in found:
+        bad = next(((c, t) for c, t in zip(EVENT_COLUMN_NAMES, types) if t in _NOT_TEXT), None)
+        if bad:
+            wrong.append((rowid, line, *bad))
+    return wrong

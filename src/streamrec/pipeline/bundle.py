@@ -7,7 +7,7 @@ Layout of a saved bundle (a folder):
     definitions.json   the ranker's feature definitions
     sources/NAME/      each fitted source model (Recommender.save, its own checksums)
     ranker/            the ranker (LightGBM text model plus checksum)
-    checksums.json     sha256 of config.json and definitions.json
+    checksums.json     sha256 of config.json, definitions.json and ranker/ranker.json
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ class PipelineBundle:
         (folder / "config.json").write_text(json.dumps({"model": NAME, "config": self.config.model_dump(mode="json"),
                                                         "sources": list(self.models), "counts": self.counts}))
         (folder / "definitions.json").write_text(json.dumps(dump_definitions(self.definitions), indent=1))
-        checksums = {f: sha256_file(folder / f) for f in ("config.json", "definitions.json")}
+        # ranker.json too: it names the ranker's features (ranker.txt is checked against it; the sources check their own)
+        checksums = {f: sha256_file(folder / f) for f in ("config.json", "definitions.json", "ranker/ranker.json")}
         (folder / "checksums.json").write_text(json.dumps(checksums, indent=2))
         return folder
 

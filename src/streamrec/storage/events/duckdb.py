@@ -68,7 +68,12 @@ class DuckDBEventStore:
     # --- writes -----------------------------------------------------------------------------------
     def ingest_file(self, path: Path | str, config: IngestConfig, fmt: str | None = None,
                     quality: Callable | None = None) -> BatchReport:
-        return ingest_file(self.con, path, config, fmt, quality)
+        try:
+            return ingest_file(self.con, path, config, fmt, quality)
+        except (duckdb.IOException, duckdb.TransactionException) as exc:
+            # the store's disk is full or failing (a write, or the COMMIT, failed): the batch was rolled back whole
+            raise BackendError(f"{self.path}: cannot write the event store ({str(exc).splitlines()[0]}); nothing "
+                               f"from {path} was stored and the store holds what it held before") from exc
 
     def put_catalog(self, tables: Mapping[str, pa.Table]) -> dict[str, int]:
         """Upsert catalog tables by key, all in one transaction."""
