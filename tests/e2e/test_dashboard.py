@@ -234,7 +234,7 @@ def test_experiments_page_shows_variants_intervals_over_time_and_the_decision(se
         series = x["over_time"][metric]["treatment"]
         diff = next(d for d in shown["datasets"] if d["label"] == "treatment − control")
         assert diff["data"] == series["diff"] and len(diff["data"]) == x["looks"]
-        low = next(d for d in shown["datasets"] if d["label"] == "interval low")
+        low = next(d for d in shown["datasets"] if d["label"] == "95% interval")
         high = next(d for d in shown["datasets"] if d["label"] == "interval high")
         assert all(lo <= d <= hi for lo, d, hi in zip(points(low), points(diff), points(high)))
         assert any(v != 0 for v in points(diff))

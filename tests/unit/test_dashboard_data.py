@@ -155,6 +155,7 @@ def test_data_payload_reads_volumes_batches_and_drift_from_the_event_store(tiny_
     assert drift["features"] and drift["days"] == data.DRIFT_DAYS
     assert {f["status"] for f in drift["features"]} <= {"ok", "warn", "alert", "skipped"}
     assert any(f["psi"] is not None for f in drift["features"])
+    assert drift["mode"] == "week" and drift["current"] == "the newest stored event"
     missing = data.build(load_settings(data_dir=tmp_path))
     assert missing["error"] and "event store" in missing["error"] and missing["batches"] == []
 
@@ -190,3 +191,22 @@ def test_models_payload_lists_versions_with_metrics_and_aliases(tmp_path):
 
     broken = models.build(SimpleNamespace(**{**vars(state), "registry": down}))
     assert "refused" in broken["registry"]["error"] and broken["versions"] == []
+
+
+def test_drift_compares_against_the_served_models_training_reference_when_one_was_saved(tiny_world_store, tmp_path):
+    import shutil
+
+    from streamrec.features.snapshot import build_snapshot
+    from streamrec.monitoring.reference import save_reference
+    from streamrec.settings import DuckDBEventStoreConfig
+    from streamrec.storage.events.duckdb import DuckDBEventStore
+
+    shutil.copy(tiny_world_store, tmp_path / "events.duckdb")
+    with DuckDBEventStore(DuckDBEventStoreConfig(), tmp_path / "events.duckdb", read_only=True) as store:
+        save_reference(tmp_path, tmp_path / "models" / "pipeline-1", "pipeline", None, version=1, con=store.con)
+        build_snapshot(store.con, tmp_path / "features")  # the same data: nothing moved
+    drift = data.build(load_settings(data_dir=tmp_path), served_version="1")["drift"]
+    assert drift["mode"] == "training" and "pipeline-1 (v1)" in drift["reference"]
+    measured = [f for f in drift["features"] if f["psi"] is not None]
+    assert measured and all(f["psi"] == pytest.approx(0.0, abs=1e-9) and f["status"] == "ok" for f in measured)
+    assert drift["alerts"] == []

@@ -1,10 +1,12 @@
 """The data page's data, read from the event store: stored events per day and type, the latest ingestion batches with
-their quality numbers and alerts (streamrec.monitoring.quality), and feature drift between the newest data and a week
-before (streamrec.monitoring.drift on point-in-time feature snapshots computed on the fly)."""
+their quality numbers and alerts (streamrec.monitoring.quality), and feature drift (streamrec.monitoring.drift): the
+current feature snapshot against the served model's training-time one, or, without those, the features as of the
+newest event against a week before (point-in-time snapshots computed on the fly)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,13 +40,46 @@ def _numeric(table: pa.Table) -> dict[str, np.ndarray]:
     return out
 
 
+def _drift_payload(features: list, thresholds: Any, **about: Any) -> dict[str, Any]:
+    from streamrec.monitoring.drift import drift_alerts
+
+    alerts = drift_alerts(features, thresholds)
+    status: dict[str, str] = {}
+    for a in alerts:
+        status[a.name] = "alert" if a.severity == "alert" or status.get(a.name) == "alert" else "warn"
+    return {**about, "thresholds": {"psi_warn": thresholds.psi_warn, "psi_alert": thresholds.psi_alert,
+                                    "ks_p": thresholds.ks_p, "ks_min_effect": thresholds.ks_min_effect},
+            "features": [{"name": f.name, "n_reference": f.n_reference, "n_current": f.n_current, "psi": f.psi,
+                          "ks_statistic": f.ks_statistic, "ks_p": f.ks_p,
+                          "status": "skipped" if f.psi is None else status.get(f.name, "ok")} for f in features],
+            "alerts": [vars(a) for a in alerts if a.kind in ("psi", "ks")]}
+
+
+def reference_drift(data_dir: Path, served_version: str | None) -> dict[str, Any] | None:
+    """PSI and KS of every numeric feature between the training-time snapshot saved with the served model (see
+    streamrec.monitoring.reference) and the current one (DATA_DIR/features); None when either is missing."""
+    from streamrec.monitoring.config import DriftThresholds
+    from streamrec.monitoring.drift import snapshot_drift
+    from streamrec.monitoring.reference import find_reference
+
+    found = find_reference(data_dir, served_version)
+    current = data_dir / "features"
+    if found is None or not found.features or not (current / "users.parquet").exists():
+        return None
+    thresholds = DriftThresholds()
+    return _drift_payload(snapshot_drift(found.path, current, thresholds), thresholds, mode="training",
+                          reference=f"the training snapshot of {found.model}"
+                                    + (f" (v{found.version})" if found.version else ""),
+                          current=f"{current.name}/ (streamrec features build)", reference_at=found.created,
+                          current_at=None, days=None)
+
+
 def feature_drift(con: Any, days: float = DRIFT_DAYS) -> dict[str, Any]:
     """PSI and KS of every numeric user and title feature: as of the newest event against `days` before it."""
     from streamrec.features import events_relation
     from streamrec.features.offline import KEY
     from streamrec.features.snapshot import default_time, entity_features
     from streamrec.monitoring.config import DriftThresholds
-    from streamrec.monitoring.drift import drift_alerts
     from streamrec.monitoring.drift import feature_drift as one_feature
 
     thresholds = DriftThresholds()
@@ -62,21 +97,14 @@ def feature_drift(con: Any, days: float = DRIFT_DAYS) -> dict[str, Any]:
         for name, ref in tables[0].items():
             if name in tables[1]:
                 features.append(one_feature(name, ref, tables[1][name], thresholds))
-    alerts = drift_alerts(features, thresholds)
-    status: dict[str, str] = {}
-    for a in alerts:
-        status[a.name] = "alert" if a.severity == "alert" or status.get(a.name) == "alert" else "warn"
-    return {"reference_at": reference, "current_at": current, "days": days,
-            "thresholds": {"psi_warn": thresholds.psi_warn, "psi_alert": thresholds.psi_alert,
-                           "ks_p": thresholds.ks_p, "ks_min_effect": thresholds.ks_min_effect},
-            "features": [{"name": f.name, "n_reference": f.n_reference, "n_current": f.n_current, "psi": f.psi,
-                          "ks_statistic": f.ks_statistic, "ks_p": f.ks_p,
-                          "status": "skipped" if f.psi is None else status.get(f.name, "ok")} for f in features],
-            "alerts": [vars(a) for a in alerts]}
+    return _drift_payload(features, thresholds, mode="week", reference=f"{days:g} days before",
+                          current="the newest stored event", reference_at=reference, current_at=current, days=days)
 
 
-def build(settings: Any) -> dict[str, Any]:
-    """The data payload; a store that cannot be read (locked by a writer, another engine) is named, not raised."""
+def build(settings: Any, served_version: str | None = None) -> dict[str, Any]:
+    """The data payload; a store that cannot be read (locked by a writer, another engine) is named, not raised.
+    Drift compares against the training-time reference of `served_version` when one was saved, else against the
+    features of a week before the newest event."""
     from streamrec.monitoring.config import QualityThresholds
     from streamrec.monitoring.quality import check_batches, quality_alerts
     from streamrec.storage.events import open_event_store
@@ -114,7 +142,7 @@ def build(settings: Any) -> dict[str, Any]:
             out["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         if days:
             try:
-                out["drift"] = feature_drift(con)
+                out["drift"] = reference_drift(settings.data_dir, served_version) or feature_drift(con)
             except Exception as exc:
                 out["drift_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     return jsonable(out)

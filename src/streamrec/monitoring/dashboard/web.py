@@ -79,7 +79,8 @@ class Dashboard:
     def data(self) -> dict[str, Any]:
         from streamrec.monitoring.dashboard import data
 
-        return data.build(self.state.settings)
+        current = self.state.holder.current
+        return data.build(self.state.settings, current.version if current else None)
 
     def payload(self, page: str) -> dict[str, Any]:
         """The JSON of `page` (overview fresh each time; the others cached for `ttl_s`)."""

@@ -40,8 +40,8 @@ SR.run("data", (d) => {
 
   const measured = drift.filter((f) => f.psi !== null);
   if (d.drift) {
-    document.getElementById("drift-caption").textContent = `Feature drift (PSI): as of ${SR.when(d.drift.current_at)} ` +
-      `against ${SR.num(d.drift.days)} days before`;
+    document.getElementById("drift-caption").textContent = `Feature drift (PSI): ${d.drift.current} against ` +
+      d.drift.reference;
   }
   if (measured.length) {
     const th = d.drift.thresholds;

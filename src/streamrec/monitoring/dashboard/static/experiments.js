@@ -4,16 +4,16 @@
 
 function interval(e) { return e ? `${SR.num(e.value, 4)} [${SR.num(e.low, 4)}, ${SR.num(e.high, 4)}]` : "—"; }
 
-function diffChart(canvasId, series, control, variant, metric, i) {
+function diffChart(canvasId, series, control, variant, metric, i, level) {
   const labels = series.t.map((t) => t.slice(0, 16).replace("T", " "));
   const c = i * 2;
   SR.chart(canvasId, "line", labels, [
     {label: `${variant} − ${control}`, data: series.diff, borderColor: SR.color(c), borderWidth: 2, fill: false},
-    {label: "interval low", data: series.low, borderColor: SR.color(c, 0.4), borderWidth: 1, pointRadius: 0,
+    {label: `${level} interval`, data: series.low, borderColor: SR.color(c, 0.4), borderWidth: 1, pointRadius: 0,
      fill: false},
     {label: "interval high", data: series.high, borderColor: SR.color(c, 0.4), borderWidth: 1, pointRadius: 0,
      backgroundColor: SR.color(c, 0.15), fill: "-1"},
-    {label: "sequence low", data: series.seq_low, borderColor: SR.color(c + 3, 0.5), borderDash: [4, 3],
+    {label: "confidence sequence", data: series.seq_low, borderColor: SR.color(c + 3, 0.5), borderDash: [4, 3],
      borderWidth: 1, pointRadius: 0, fill: false},
     {label: "sequence high", data: series.seq_high, borderColor: SR.color(c + 3, 0.5), borderDash: [4, 3],
      borderWidth: 1, pointRadius: 0, fill: false},
@@ -64,7 +64,7 @@ function renderExperiment(x, i) {
       `${level} interval; dashed: sequential confidence sequence)`}),
       SR.el("div", {class: "chart"}, SR.el("canvas", {id, "data-metric": m}))));
     charts.push(() => x.treatments.forEach((v, j) => {
-      if (j === 0) diffChart(id, x.over_time[m][v], x.control, v, m, j);
+      if (j === 0) diffChart(id, x.over_time[m][v], x.control, v, m, j, level);
     }));
   });
   const exposures = `chart-x${i}-exposures`;
