@@ -178,3 +178,20 @@ def test_als_through_a_vector_index_proposes_what_the_model_ranks(kind):
     overlap = np.mean([len(set(direct_cols[r]) & set(via_cols[r])) / 20 for r in users])
     assert overlap == 1.0 if kind == "exact" else overlap >= 0.9
     assert (np.diff(via_scores, axis=1) <= 1e-6).all()
+
+
+def test_sources_propose_block_by_block_exactly_as_all_rows_at_once(monkeypatch):
+    """Dense rows × titles scores are built a few rows at a time (memory), with the same proposals."""
+    from streamrec.models import _neighbors
+
+    train = data(seed=4, n_users=23)
+    ease = create_model("ease", l2=10.0, num_threads=1).fit(train)
+    sources = [ModelSource("ease", ease), FixedListSource("new_releases", np.array([29, 3, 28, 5]), train.n_items)]
+    rows = np.arange(train.n_users)
+    whole = [source.propose(train.matrix, rows, 6) for source in sources]
+    monkeypatch.setattr(_neighbors, "BLOCK_ELEMENTS", 2 * train.n_items)  # blocks of 2 rows: 12 of them
+    blocked = [source.propose(train.matrix, rows, 6) for source in sources]
+    for (cols, scores), (got_cols, got_scores) in zip(whole, blocked):
+        assert got_cols.shape == (train.n_users, 6)
+        np.testing.assert_array_equal(got_cols, cols)
+        np.testing.assert_array_equal(got_scores, scores)

@@ -12,6 +12,7 @@ from scipy import sparse
 
 from streamrec.errors import ConfigError
 from streamrec.models._factors import FactorModel
+from streamrec.models._neighbors import row_blocks
 from streamrec.models.base import Recommender, top_k
 from streamrec.storage.vectors import VectorIndex
 
@@ -34,7 +35,8 @@ class ModelSource:
     model: Recommender
 
     def propose(self, history: sparse.csr_matrix, users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.model.recommend(history, n, users=users, exclude_seen=True)
+        return by_row_blocks(history, lambda a, b: self.model.recommend(history[a:b], n, users=users[a:b],
+                                                                        exclude_seen=True))
 
 
 @dataclass
@@ -50,6 +52,19 @@ class VectorSource:
         return self.index.search(self.model.user_vectors(history, users), n, exclude=history)
 
 
+def by_row_blocks(history: sparse.csr_matrix, propose) -> tuple[np.ndarray, np.ndarray]:
+    """`propose(start, stop)` over consecutive blocks of history rows, stacked. Why: a model's scores are a dense
+    rows × titles array; for every test user of a large world at once that is users × titles floats (122k × 22.5k
+    ≈ 11 GB at 20M events), so each block stays under BLOCK_ELEMENTS (64 MiB of float32) instead."""
+    n_rows, n_items = history.shape
+    parts = [propose(a, b) for a, b in row_blocks(n_rows, n_items)]
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return propose(0, 0)
+    return np.concatenate([c for c, _ in parts]), np.concatenate([v for _, v in parts])
+
+
 @dataclass
 class FixedListSource:
     """The same ranked list for everyone (new releases, editorial rows), minus what each user has seen."""
@@ -59,11 +74,14 @@ class FixedListSource:
     n_items: int
 
     def propose(self, history: sparse.csr_matrix, users: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        scores = np.full((history.shape[0], self.n_items), -np.inf, dtype=np.float32)
-        scores[:, self.cols] = -np.arange(len(self.cols), dtype=np.float32)  # earlier in the list = better
-        seen = history.tocoo()
-        scores[seen.row, seen.col] = -np.inf
-        return top_k(scores, n)
+        def block(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            scores = np.full((b - a, self.n_items), -np.inf, dtype=np.float32)
+            scores[:, self.cols] = -np.arange(len(self.cols), dtype=np.float32)  # earlier in the list = better
+            seen = history[a:b].tocoo()
+            scores[seen.row, seen.col] = -np.inf
+            return top_k(scores, n)
+
+        return by_row_blocks(history, block)
 
 
 @dataclass
