@@ -6,6 +6,7 @@ Run: .venv/bin/python bench/render.py   (each bench script writes its own JSON f
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,7 @@ def extra_sections() -> list:
     for path in sorted((ROOT / "bench").glob("render_*.py")):
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module  # dataclasses in a render module look their module up by name
         spec.loader.exec_module(module)
         found.append(module.section)
     return found
