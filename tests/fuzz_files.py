@@ -144,7 +144,7 @@ def fuzz_file(draw, id_space: int = 40) -> FuzzFile:
     return FuzzFile(fmt, rows, list(columns), spell, missing, extra)
 
 
-def id_space_strategy() -> st.SearchStrategy[list[FuzzFile]]:
+def fuzz_batches() -> st.SearchStrategy[list[FuzzFile]]:
     """One to three files for one store: ids overlap across files, so some valid rows repeat stored ones."""
     return st.lists(fuzz_file(), min_size=1, max_size=3)
 

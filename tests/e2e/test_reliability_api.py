@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from tests.helpers import most_active_users, served_world
 
 from streamrec.integrity import sha256_file
 from streamrec.logs import configure_logging
 from streamrec.serving import build_state, create_app
 from streamrec.settings import DuckDBEventStoreConfig, load_settings
 from streamrec.storage.events.duckdb import DuckDBEventStore
-from tests.helpers import most_active_users, served_world
 
 KEY = "reliability-key-5678"
 WRONG_KEYS = [None, "", "wrong-key-0000", KEY[:-1], KEY + "x", KEY.upper(), " " + KEY]
@@ -131,8 +131,9 @@ def test_sql_shaped_ids_are_plain_data_through_the_api(api, capsys):
 
 
 def test_sql_shaped_ids_are_stored_verbatim_by_ingestion(tmp_path):
-    from streamrec.settings import IngestConfig
     from tests.helpers import event, write_csv, write_jsonl
+
+    from streamrec.settings import IngestConfig
 
     rows = [event(h, user_id=h, item_id=h, request_id=h) for h in HOSTILE]
     with DuckDBEventStore(DuckDBEventStoreConfig(), tmp_path / "s.duckdb") as store:
@@ -209,15 +210,41 @@ def test_a_pickle_inside_an_artifact_is_refused_and_never_run(api, tmp_path):
     assert client.post("/v1/admin/reload", json={}, headers={"X-API-Key": KEY}).status_code == 200
 
 
+# --- the soak's finding: warmed pools must not all expire at once ---------------------------------------------------------
+def test_pools_warmed_together_expire_over_the_second_half_of_their_ttl(api):
+    """bench/reliability.py's soak saw every pool ranked at load expire together one TTL later (a minute of 1.9 s p99);
+    the warm-up now ages each pool by up to half the TTL, so they expire spread out."""
+    from datetime import timedelta
+
+    from streamrec.serving.models import warm_pools
+
+    state = api["state"]
+    world, pipeline = state.world, state.holder.current.pipeline
+    at = world.clock()
+    assert warm_pools(pipeline, world, 60) == 60
+    users = sorted((u for u in world.profiles if world.store.history(u)), key=lambda u: world.store.history(u)[-1].ts,
+                   reverse=True)[:60]
+    ttl = pipeline.ranked_ttl_s
+
+    def hits(after_s: float) -> int:
+        when = at + timedelta(seconds=after_s)
+        return sum(pipeline.recommend(u, at=when, region=world.region_of(u, None), diversity=0.0).counts.get(
+            "ranked_pool_hit", 0) for u in users)
+
+    assert hits(ttl * 0.45) == len(users)  # none expired before half the TTL
+    assert 10 < hits(ttl * 0.75) < len(users) - 10  # part of them expired by three quarters of it
+    state.reload()  # the served pools as they were for the tests after this one
+
+
 # --- generated input: never a 5xx ----------------------------------------------------------------------------------------
-def run_schemathesis(app, headers: dict[str, str], examples: int) -> dict:
-    """schemathesis over every operation of `app`'s OpenAPI schema, valid and invalid input, `examples` per operation
-    and mode; returns counts (cases, cases by status class and by operation, server errors with what caused them)."""
+def run_schemathesis(schema, headers: dict[str, str], examples: int) -> dict:
+    """schemathesis over every operation of a loaded schema (an ASGI app's, or a live server's: bench/reliability.py),
+    valid and invalid input, `examples` per operation and mode; returns counts (cases, cases by status class and by
+    operation, server errors with what caused them)."""
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from hypothesis.errors import Unsatisfiable
 
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     counts: dict = {"cases": 0, "by_status": {}, "by_operation": {}, "server_errors": []}
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -231,9 +258,10 @@ def run_schemathesis(app, headers: dict[str, str], examples: int) -> dict:
                 counts["cases"] += 1
                 label = f"{response.status_code // 100}xx"
                 counts["by_status"][label] = counts["by_status"].get(label, 0) + 1
-                counts["by_operation"][operation.label] = counts["by_operation"].get(operation.label, 0) + 1
+                label = case.operation.label
+                counts["by_operation"][label] = counts["by_operation"].get(label, 0) + 1
                 if response.status_code >= 500:
-                    counts["server_errors"].append((operation.label, response.status_code, case.as_curl_command()))
+                    counts["server_errors"].append((label, response.status_code, case.as_curl_command()))
 
             try:
                 check()
@@ -245,7 +273,10 @@ def run_schemathesis(app, headers: dict[str, str], examples: int) -> dict:
 def test_a_thousand_generated_requests_over_every_operation_make_no_server_error(api, capsys):
     """Last in the module: it reloads models and replaces experiments at random."""
     configure_logging("warning", json_logs=True)
-    counts = run_schemathesis(api["client"].app, {"X-API-Key": KEY}, examples=70)
+    import schemathesis
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", api["client"].app)
+    counts = run_schemathesis(schema, {"X-API-Key": KEY}, examples=70)
     assert not counts["server_errors"], counts["server_errors"][:5]
     assert counts["cases"] >= MIN_CASES, counts
     documented = {f"{m.upper()} {p}" for p, ops in api["client"].app.openapi()["paths"].items() for m in ops}

@@ -17,7 +17,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
-
 from tests.e2e.test_crash_ingest import check_whole_batches
 
 SMALL, BIG = 2_000, 150_000
@@ -38,7 +37,7 @@ def tmpfs(folder: Path, mib: int) -> Iterator[bool]:
     """A tmpfs of `mib` MiB mounted on `folder`; yields False (and mounts nothing) where this process may not mount."""
     folder.mkdir(parents=True, exist_ok=True)
     mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(folder)],
-                                                   capture_output=True).returncode == 0
+                                                   capture_output=True, check=False).returncode == 0
     try:
         yield mounted
     finally:
@@ -55,7 +54,7 @@ def ingest(data: Path, *files: Path, max_file_bytes: int | None = None) -> subpr
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
 
     return subprocess.run([sys.executable, "-m", "streamrec", "--data-dir", str(data), "--log-level", "warning",
-                           "ingest", *map(str, files)], env=ENV, capture_output=True, text=True, timeout=300,
+                           "ingest", *map(str, files)], env=ENV, capture_output=True, text=True, timeout=300, check=False,
                           preexec_fn=limit if max_file_bytes else None)
 
 

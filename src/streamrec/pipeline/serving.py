@@ -204,13 +204,16 @@ class OnlinePipeline:
             self.counters.update(counts)
         return out
 
-    def refresh(self, user_id: str, at: datetime, region: str | None = None, device: str | None = None) -> RankedPool:
-        """The refresh path alone: rank the user's candidates now and keep the pool (batch warm-up, the worker)."""
+    def refresh(self, user_id: str, at: datetime, region: str | None = None, device: str | None = None,
+                age_s: float = 0.0) -> RankedPool:
+        """The refresh path alone: rank the user's candidates now and keep the pool (batch warm-up, the worker). The
+        pool is kept as if ranked `age_s` earlier, so it expires that much sooner: a warm-up spreads the expiry of
+        the pools it ranks at one moment, which would otherwise all fall on the refresh path together."""
         return self._pool(user_id, self.store.history(user_id), at, region, device, Counter(), lambda stage: None,
-                          force=True)
+                          force=True, age_s=age_s)
 
     def _pool(self, user_id: str, entries: list[HistoryEntry], at: datetime, region: str | None, device: str | None,
-              counts: Counter, lap, force: bool = False) -> RankedPool:
+              counts: Counter, lap, force: bool = False, age_s: float = 0.0) -> RankedPool:
         """The kept pool when it still holds (same history, request time within the TTL), else a fresh one, kept."""
         key, stamp = f"{self.name}|{region or ''}|{device or ''}", history_stamp(entries)
         when = at.replace(tzinfo=UTC).timestamp() if at.tzinfo is None else at.timestamp()
@@ -227,7 +230,7 @@ class OnlinePipeline:
         # MMR is greedy, so the first k of its order over the best POOL are its picks for any k ≤ POOL: kept once here
         picks = tuple(self._pick(scores[best], cands.col[best], POOL, diversity).tolist()) if diversity > 0 else ()
         pool = RankedPool(tuple(self.item_ids[cands.col[best]].tolist()), tuple(scores[best].tolist()),
-                          tuple(cands.sources[o] for o in cands.origin[best]), stamp, when, fallback, picks)
+                          tuple(cands.sources[o] for o in cands.origin[best]), stamp, when - age_s, fallback, picks)
         self.store.put_ranked(user_id, key, pool, self.ranked_ttl_s)
         return pool
 

@@ -164,8 +164,15 @@ def warm_pools(pipeline: OnlinePipeline, world: ServingWorld, n: int) -> int:
             last.append((history[-1].ts, user))
     last.sort(reverse=True)
     at = world.clock()
-    for _, user in last[:n]:
-        pipeline.refresh(user, at, region=world.region_of(user, None))
+    for _, user in last[:n]:  # each pool aged by up to half the TTL: they expire over its second half, not at once
+        pipeline.refresh(user, at, region=world.region_of(user, None), age_s=pipeline.ranked_ttl_s / 2 * _share(user))
     done = min(n, len(last))
     log.info("pools.warmed", users=done, seconds=round(time.perf_counter() - began, 2))
     return done
+
+
+def _share(user: str) -> float:
+    """A stable number in [0, 1) per user (crc32 of the id)."""
+    import zlib
+
+    return zlib.crc32(user.encode()) / 2**32
