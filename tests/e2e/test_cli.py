@@ -87,7 +87,9 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch):
                  "features build", "model comparison", "champion: ", "ranked pipeline vs best single source",
                  "registered the pipeline as version", "one request through the registered pipeline", "ranker ms",
                  "a live event: the worker beside the API", "live → the next list", "is gone", "a simulated A/B",
-                 "simulated viewers", "experiment demo-ab", "sample ratio check", "decision: "):
+                 "simulated viewers", "experiment demo-ab", "sample ratio check", "decision: ", "10. monitor",
+                 "score drift: training-time reference", "play rate of served lists per variant",
+                 "concentration and catalog", "monitor` would exit"):
         assert text in result.output
     assert "STILL listed" not in result.output
 

@@ -69,7 +69,7 @@ def served_lists_match_the_reference(settings, table) -> None:
     checks compare their scores with the training-time reference: same model, same data, no drift."""
     from fastapi.testclient import TestClient
 
-    from streamrec.cli.monitor_cmds import run
+    from streamrec.monitoring.run import monitoring_report as run
     from streamrec.serving import create_app
 
     settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"clock": "data"})})

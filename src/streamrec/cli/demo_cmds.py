@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
             experiment_cmds.demo_ab(served, str(trained.version), str(out.version), world, days=3, seed=seed)
         console.rule("10. monitor: data quality, feature and score drift against the training-time reference, play "
                      "rate per variant, concentration and coverage of what was served")
-        from streamrec.cli.monitor_cmds import run as run_monitor
+        from streamrec.monitoring.run import monitoring_report as run_monitor
         from streamrec.monitoring.report import render as render_monitor
 
         checked = run_monitor(settings)
