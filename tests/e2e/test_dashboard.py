@@ -10,8 +10,9 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Self
 
-import httpx2 as httpx
+import httpx2
 import pytest
 import uvicorn
 
@@ -49,7 +50,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -120,7 +121,7 @@ def server(world):
     app = create_app(world["settings"], world["state"])
     app.state.dashboard.sampler.interval_s = 0.25
     with Server(app) as running:
-        with httpx.Client(base_url=running.url, timeout=10) as client:
+        with httpx2.Client(base_url=running.url, timeout=10) as client:
             for i, user in enumerate(world["users"][:48]):  # lists over a couple of sampler intervals
                 assert client.get(f"/v1/users/{user}/recommendations", params={"k": 5}).status_code == 200
                 if i % 8 == 0:
@@ -177,7 +178,7 @@ def points(ds: dict) -> list[float]:
 
 
 def test_overview_shows_the_served_traffic_latency_errors_and_fallbacks(server, browser):
-    api = httpx.get(server.url + "/dashboard/api/overview").json()
+    api = httpx2.get(server.url + "/dashboard/api/overview").json()
     page = open_page(browser, server.url + "/dashboard", "overview")
     assert page.url.endswith("/dashboard/overview")
     n = len(api["t"])
@@ -204,7 +205,7 @@ def test_overview_shows_the_served_traffic_latency_errors_and_fallbacks(server, 
 
 
 def test_models_page_shows_versions_metrics_lineage_champion_and_challenger(server, browser):
-    api = httpx.get(server.url + "/dashboard/api/models").json()
+    api = httpx2.get(server.url + "/dashboard/api/models").json()
     assert (api["champion"], api["challenger"]) == (2, 1)
     page = open_page(browser, server.url + "/dashboard/models", "models")
     assert card(page, "champion") == "v2" and card(page, "challenger") == "v1" and card(page, "served") == "2"
@@ -221,7 +222,7 @@ def test_models_page_shows_versions_metrics_lineage_champion_and_challenger(serv
 
 
 def test_experiments_page_shows_variants_intervals_over_time_and_the_decision(server, browser):
-    api = httpx.get(server.url + "/dashboard/api/experiments").json()
+    api = httpx2.get(server.url + "/dashboard/api/experiments").json()
     [x] = api["experiments"]
     assert x["name"] == "ranker-test" and x["status"] == "analysed" and x["looks"] >= 3
     page = open_page(browser, server.url + "/dashboard/experiments", "experiments")
@@ -247,7 +248,7 @@ def test_experiments_page_shows_variants_intervals_over_time_and_the_decision(se
 
 
 def test_data_page_shows_volumes_batch_quality_and_drift(server, browser):
-    api = httpx.get(server.url + "/dashboard/api/data").json()
+    api = httpx2.get(server.url + "/dashboard/api/data").json()
     assert api["error"] is None and len(api["batches"]) == 3 and api["drift"]["features"]
     assert [b["quarantined"] for b in api["batches"]] == [0, 0, 12]
     assert any(a["kind"] == "rejection_rate" and a["name"].startswith("batch 3") for a in api["alerts"])
@@ -294,6 +295,6 @@ def test_pages_without_data_say_so_without_errors(empty_server, browser):
     assert card(models, "champion") == "—"
     exps = open_page(browser, empty_server.url + "/dashboard/experiments", "empty-experiments")
     assert "No experiments yet" in exps.inner_text("#empty") and exps.locator("section.experiment").count() == 0
-    assert httpx.get(empty_server.url + "/dashboard/api/experiments").json()["experiments"] == []
-    assert httpx.get(empty_server.url + "/dashboard/api/nothing").status_code == 404
-    assert httpx.get(empty_server.url + "/dashboard/nothing").status_code == 404
+    assert httpx2.get(empty_server.url + "/dashboard/api/experiments").json()["experiments"] == []
+    assert httpx2.get(empty_server.url + "/dashboard/api/nothing").status_code == 404
+    assert httpx2.get(empty_server.url + "/dashboard/nothing").status_code == 404
