@@ -84,11 +84,8 @@ class TestSparkEventStore(EventStoreContract):
             yield store
 
 
-class TestSparkEventStoreFromSettings(EventStoreContract):
-    """event_store.type = "spark" in the settings opens the same store."""
-
-    @pytest.fixture
-    def store(self, tmp_path: Path, spark):
-        with open_event_store(load_settings(data_dir=tmp_path, event_store={"type": "spark"})) as store:
-            assert isinstance(store, SparkEventStore) and store.path == tmp_path / "lake"
-            yield store
+def test_settings_choose_the_spark_store(tmp_path: Path):
+    """event_store.type = "spark" opens the Spark store at DATA_DIR/lake (Spark itself starts on the first ingest)."""
+    with open_event_store(load_settings(data_dir=tmp_path, event_store={"type": "spark"})) as store:
+        assert isinstance(store, SparkEventStore) and store.path == tmp_path / "lake"
+        assert store.counts()["events"] == 0

@@ -39,6 +39,7 @@ class Staged:
     staged_types: dict[str, str]  # canonical column → DuckDB name of its type in the file
     first_line: int
     ignored_columns: list[str] = field(default_factory=list)
+    unparsable: int = 0  # records with CORRUPT set
 
 
 @dataclass
@@ -94,7 +95,8 @@ def stage(spark: "SparkSession", path: Path, fmt: str, delimiter: str = ",") -> 
             staged_types, first_line = {name: types[src] for name, src in mapping.items()}, 1
         else:
             raise DataError(str(path), f"unknown format '{fmt}' (use one of csv, parquet, jsonl)")
-        return Staged(_numbered(frame), staged_types, first_line, ignored)
+        numbered, unparsable = _numbered(frame)
+        return Staged(numbered, staged_types, first_line, ignored, unparsable)
     except PySparkException as exc:
         raise DataError(str(path), f"cannot read as {fmt}: {str(exc).splitlines()[0]}") from exc
 
@@ -113,15 +115,17 @@ def _csv_header(path: Path, delimiter: str) -> list[str]:
     return row
 
 
-def _numbered(frame: "DataFrame") -> "DataFrame":
-    """The frame, kept, with __idx: each record's place in file order. Spark numbers records per partition (file
-    split) in order; a place is the records of the earlier splits plus the place within its own."""
+def _numbered(frame: "DataFrame") -> tuple["DataFrame", int]:
+    """The frame, kept, with __idx: each record's place in file order (Spark numbers records per partition, a file
+    split, in order; a place is the records of the earlier splits plus the place within its own), and the number of
+    unparsable records (one pass for both)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     frame = frame.withColumn("__mid", F.monotonically_increasing_id()).persist(StorageLevel.MEMORY_AND_DISK)
-    sizes = sorted((r["p"], r["n"]) for r in frame.groupBy(F.shiftright("__mid", _ID_BITS).alias("p"))
-                   .agg(F.count(F.lit(1)).alias("n")).collect())
+    parts = frame.groupBy(F.shiftright("__mid", _ID_BITS).alias("p")).agg(
+        F.count(F.lit(1)).alias("n"), F.count(CORRUPT).alias("bad")).collect()
+    sizes = sorted((r["p"], r["n"]) for r in parts)
     before, offsets = 0, []
     for part, n in sizes:
         offsets.append((part, before))
@@ -129,8 +133,8 @@ def _numbered(frame: "DataFrame") -> "DataFrame":
     start = F.lit(0)
     for part, offset in offsets:  # a handful of splits per file
         start = F.when(F.shiftright("__mid", _ID_BITS) == part, F.lit(offset)).otherwise(start)
-    return frame.withColumn("__idx", (start + (F.col("__mid").bitwiseAND((1 << _ID_BITS) - 1))).cast("long")).drop(
-        "__mid")
+    idx = (start + F.col("__mid").bitwiseAND((1 << _ID_BITS) - 1)).cast("long")
+    return frame.withColumn("__idx", idx).drop("__mid"), sum(r["bad"] for r in parts)
 
 
 def check(spark: "SparkSession", staged: Staged, config: IngestConfig, source: str,
@@ -181,9 +185,12 @@ def check(spark: "SparkSession", staged: Staged, config: IngestConfig, source: s
         line.alias("row"), F.lit("*").alias("field"), F.lit("parse_error").alias("reason"),
         F.lit("malformed record").alias("detail"), F.expr(f"left(`{CORRUPT}`, 2000)").alias("raw"))
     quarantine = failed.unionByName(unparsable)
-    by_reason = {r["reason"]: r["n"] for r in quarantine.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()}
-    counts = checked.agg(F.count(F.lit(1)).alias("readable"),
-                         F.count(F.when(F.col("__reason").isNull(), 1)).alias("valid")).collect()[0]
+    per_rule = {r["__reason"]: r["n"] for r in checked.groupBy("__reason").agg(F.count(F.lit(1)).alias("n")).collect()}
+    by_reason: dict[str, int] = {"parse_error": staged.unparsable} if staged.unparsable else {}
+    for index, n in per_rule.items():
+        if index is not None:
+            by_reason[rules[index].code] = by_reason.get(rules[index].code, 0) + n
+    counts = {"readable": sum(per_rule.values()), "valid": per_rule.get(None, 0)}
     valid = checked.where(F.col("__reason").isNull())
     event_id = f"{TYPED}event_id"
     first = Window.partitionBy(event_id)

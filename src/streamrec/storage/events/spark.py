@@ -179,7 +179,8 @@ class SparkEventStore:
             F.lit(batch_id).cast("long").alias("batch_id"), F.lit(report.source).alias("source"),
             F.col("row").cast("long"), "field", "reason", "detail", "raw",
             F.lit(now).cast("timestamp_ntz").alias("quarantined_at"))
-        quarantine.orderBy("row").coalesce(1).write.option("compression", "zstd").parquet(str(tmp / "quarantine"))
+        quarantine.coalesce(1).sortWithinPartitions("row").write.option("compression", "zstd").parquet(
+            str(tmp / "quarantine"))
         stored = sum(pq.ParquetFile(f).metadata.num_rows for f in (tmp / "events").rglob("*.parquet"))
         if not unchanged():
             raise DataError(report.source, "changed while it was being ingested; nothing was stored (ingest it again)")
