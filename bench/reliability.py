@@ -182,7 +182,7 @@ def plot(result: dict, out: Path) -> None:
     mem = ax.twinx()
     mem.plot(t, [w["rss_mib"] for w in windows], color="grey", linestyle="--", label="server RSS MiB")
     mem.set_ylabel("resident memory (MiB)")
-    mem.set_ylim(bottom=0)
+    mem.set_ylim(0, 1.25 * max(w["rss_mib"] for w in windows))
     lines = ax.get_legend_handles_labels()[0] + mem.get_legend_handles_labels()[0]
     ax.legend(lines, [*ax.get_legend_handles_labels()[1], *mem.get_legend_handles_labels()[1]], loc="lower right")
     ax.set_title(f"soak: {result['target_rps']:.0f} req/s (70% of max) for {result['seconds'] / 60:.1f} min")
