@@ -19,7 +19,7 @@ from markdown.extensions.toc import slugify
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
-PLACEHOLDER = re.compile(r"^\{\{\s*bench\s+(?P<name>\w+)(?P<args>[^}]*)\}\}\s*$", re.MULTILINE)
+PLACEHOLDER = re.compile(r"^\{\{\s*bench\s+(?P<name>\w+)(?P<args>[^}]*)\}\}[ \t]*$", re.MULTILINE)
 
 
 def _render_module():
@@ -42,7 +42,31 @@ def sections() -> dict[str, str]:
         sys.modules[path.stem] = module  # dataclasses in a render module look their module up by name
         spec.loader.exec_module(module)
         found[path.stem.removeprefix("render_")] = module.section()
-    return {name: text for name, text in found.items() if text}
+    return {name: site_links(text) for name, text in found.items() if text}
+
+
+LINK = re.compile(r"(?P<bang>!?)\[(?P<text>[^\]]*)\]\((?P<target>[^)#\s]+)(?P<rest>[^)]*)\)")
+
+
+def repository_files(text: str) -> list[str]:
+    """Files of the repository that a section links to (a plot beside its results), to be copied into the site."""
+    return sorted({m.group("target") for m in LINK.finditer(text) if "://" not in m.group("target")
+                   and not m.group("target").endswith(".md") and (ROOT / m.group("target")).is_file()})
+
+
+def site_links(text: str) -> str:
+    """Links written for BENCHMARKS.md (relative to the repository root) as the site needs them: docs/ pages by their
+    path in the site, other Markdown files as plain text; repository files stay (the hooks copy them in)."""
+
+    def one(m: re.Match) -> str:
+        target = m.group("target")
+        if "://" in target or not target.endswith(".md"):
+            return m.group(0)
+        if target.startswith("docs/"):
+            return f"{m.group('bang')}[{m.group('text')}]({target.removeprefix('docs/')}{m.group('rest')})"
+        return m.group("text")
+
+    return LINK.sub(one, text)
 
 
 def benchmarks_page() -> str:

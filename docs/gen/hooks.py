@@ -46,6 +46,8 @@ def on_files(files, config):
     }
     for src_uri, content in generated.items():
         files.append(File.generated(config, src_uri, content=content))
+    for path in bench_tables.repository_files(generated["benchmarks.md"]):  # plots the sections link to
+        files.append(File.generated(config, path, abs_src_path=str(bench_tables.ROOT / path)))
     return files
 
 
