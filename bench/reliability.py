@@ -360,9 +360,10 @@ def redis_faults(data: Path, tmp: Path, users: list[str], outages: int, down_s: 
                     time.sleep(8)
             posted = list(traffic.posted)
             deadline = time.monotonic() + 120
-            applied = None
+            applied = duplicates = None
             while time.monotonic() < deadline:
                 applied = metric(metrics_port, "streamrec_worker_events_total", outcome="applied")
+                duplicates = metric(metrics_port, "streamrec_worker_events_total", outcome="duplicates")
                 lag = metric(metrics_port, "streamrec_worker_consumer_lag")
                 if applied is not None and applied >= len(posted) and lag == 0:
                     break
@@ -385,7 +386,8 @@ def redis_faults(data: Path, tmp: Path, users: list[str], outages: int, down_s: 
     reads_5xx = sum(n for code, n in traffic.reads.items() if code.startswith(("5", "connection")))
     return {"outages": schedule, "reads": traffic.reads, "read_fallbacks": traffic.fallbacks, "reads_5xx": reads_5xx,
             "posts": traffic.posts, "producer_retries": traffic.retries, "events_posted": len(posted),
-            "events_applied_by_worker": applied, "events_stored": len(stored), "events_stored_distinct": len(set(stored)),
+            "events_applied_by_worker": applied, "events_counted_duplicate_by_worker": duplicates,
+            "events_stored": len(stored), "events_stored_distinct": len(set(stored)),
             "events_lost": len(set(posted) - set(stored)), "redis_version": redis_version(redis.binary)}
 
 
@@ -486,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
             result["soak"] = soak(wrk, server, paths, args.soak_seconds, args.window, args.connections)
             result["soak"]["mix"] = {t: w for t, w in MIX}
             result["soak"]["workers"] = args.workers
-            plot(result["soak"], PLOT)
+            plot(result["soak"], PLOT if args.out == RESULT else args.out.with_suffix(".png"))
         # A server of its own for what reloads models (no warm pools: a generated `{}` reloads the champion, and
         # ranking every profile's pool on each of those would make this part a benchmark of warm-up)
         with load.Server(data, 1, load.free_port(), tmp / "server-fuzz.log",

@@ -111,8 +111,11 @@ def section() -> str:
         f"API's contract for a bus it cannot reach, so writes did see 5xx; reads never did. Events posted "
         f"{redis['events_posted']:,}; counted as applied by the worker (`streamrec_worker_events_total"
         f"{{outcome=\"applied\"}}`, read until the lag was 0 or 120 s passed) {redis['events_applied_by_worker']:,.0f}"
+        + (f", as duplicates {redis['events_counted_duplicate_by_worker']:,.0f}"
+           if redis.get("events_counted_duplicate_by_worker") is not None else "")
         + (" — short of the posted count: a batch the worker applied just before Redis was killed, whose reply was "
-           "lost, is counted a duplicate when it is delivered again; that explanation is not verified here"
+           "lost, is counted a duplicate when it is delivered again"
+           + ("" if redis.get("events_counted_duplicate_by_worker") is not None else " (not verified in this run)")
            if (redis["events_applied_by_worker"] or 0) < redis["events_posted"] else "")
         + f"; stored by `streamrec ingest` of the worker's landed parts {redis['events_stored_distinct']:,} (lost "
         f"{redis['events_lost']}). redis-server {redis['redis_version']}.",
