@@ -74,6 +74,20 @@ def registered(root: Path) -> None:
     registry.promote(2)
 
 
+def training_references(root: Path, settings, users: list[str]) -> None:
+    """The training-time references of v1 and v2 (both variants serve), as a training run saves them: the scores
+    serving answers with."""
+    from streamrec.monitoring.reference import save_reference, serving_scores
+    from streamrec.settings import DuckDBEventStoreConfig
+    from streamrec.storage.events.duckdb import DuckDBEventStore
+
+    with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb", read_only=True) as store:
+        for version in (1, 2):
+            scores = serving_scores(settings, store.con, root / f"v{version}", users, users=200)
+            assert scores.num_rows > 0
+            save_reference(root, root / f"v{version}", "pipeline", scores, version=version)
+
+
 def later_batches(root: Path) -> None:
     """Two more ingestion batches into the data dir's store: a clean one, and one with a spike of broken rows."""
     from streamrec.events.runner import ingest_paths
@@ -101,8 +115,10 @@ def world(tiny_world_store, tmp_path_factory):
     later_batches(root)
     registered(root)
     experiments = [{"name": "ranker-test", "variants": [{"name": "control"}, {"name": "treatment", "model": "1"}]}]
-    settings = load_settings(data_dir=root, serving={"clock": "data", "api_keys": [KEY], "model": "champion"},
-                             experiments=experiments)
+    settings = load_settings(data_dir=root, serving={"clock": "data", "api_keys": [KEY], "model": "champion",
+                                                     "served_sample": 1.0}, experiments=experiments)
+    users, _ = users_and_regions(root / "events.duckdb")
+    training_references(root, settings, users)
     state = build_state(settings)
     folder = tiny_world_store.parent / "world"
     transport = InProcessTransport(state)  # three days of viewers through the whole app: the experiment's log
@@ -112,7 +128,8 @@ def world(tiny_world_store, tmp_path_factory):
     finally:
         transport.close()
     state.experiments.log.flush()
-    users, _ = users_and_regions(root / "events.duckdb")
+    state.served.flush()
+    assert state.served.written > 0  # the served-lists log of the three days
     return {"root": root, "settings": settings, "state": state, "users": users}
 
 
@@ -273,6 +290,37 @@ def test_data_page_shows_volumes_batch_quality_and_drift(server, browser):
     assert any(v > 0 for v in psi["data"])
 
 
+def test_data_page_shows_play_rate_per_variant_concentration_coverage_and_score_drift(server, browser):
+    api = httpx2.get(server.url + "/dashboard/api/data").json()
+    assert api["online_error"] is None
+    online = api["online"]
+    rates, conc, scores = online["play_rate"], online["concentration"], online["scores"]
+    assert len(rates["days"]) >= 3 and set(rates["by_variant"]) == {"ranker-test/control", "ranker-test/treatment"}
+    assert len(conc["days"]) >= 3 and all(0 < c <= 1 for c in conc["coverage"]) and online["catalog"] > 0
+    assert scores is not None and scores["n_current"] > 0 and scores["psi"] is not None
+    page = open_page(browser, server.url + "/dashboard/data", "data-online")
+    shown = chart(page, "chart-play-rate")
+    assert shown["labels"] == rates["days"] and shown["height"] > 100
+    by_label = {d["label"]: d["data"] for d in shown["datasets"]}
+    assert by_label == {v: [None if x is None else pytest.approx(100 * x) for x in xs]
+                        for v, xs in rates["by_variant"].items()}
+    assert any(x > 0 for xs in by_label.values() for x in points({"data": xs}))
+    shown = chart(page, "chart-concentration")
+    assert shown["labels"] == conc["days"]
+    by_label = {d["label"]: d["data"] for d in shown["datasets"]}
+    assert by_label["coverage"] == [pytest.approx(100 * x) for x in conc["coverage"]]
+    assert by_label["Gini"] == [pytest.approx(100 * x) for x in conc["gini"]] and min(by_label["Gini"]) > 0
+    assert by_label["top 1% share"] == [pytest.approx(100 * x) for x in conc["top_share"]]
+    drift = chart(page, "chart-scores")
+    assert drift["labels"] == ["PSI", "KS statistic"]
+    assert drift["datasets"][0]["data"] == [scores["psi"], scores["ks_statistic"]]
+    assert scores["status"] in page.inner_text("#scores") and card(page, "scores") == scores["status"]
+    assert f"{scores['n_current']:,}" in page.inner_text("#scores") and scores["reference"].startswith("pipeline v")
+    assert card(page, "coverage") == f"{100 * conc['coverage'][-1]:.1f}%"
+    alerts = page.inner_text("#alerts")
+    assert all(a["detail"] in alerts for a in online["alerts"])
+
+
 @pytest.fixture(scope="module")
 def empty_server(tiny_world_store, tmp_path_factory):
     """A server with nothing yet: no registered model (trending titles), no experiment, no traffic sampled twice."""
@@ -296,5 +344,11 @@ def test_pages_without_data_say_so_without_errors(empty_server, browser):
     exps = open_page(browser, empty_server.url + "/dashboard/experiments", "empty-experiments")
     assert "No experiments yet" in exps.inner_text("#empty") and exps.locator("section.experiment").count() == 0
     assert httpx2.get(empty_server.url + "/dashboard/api/experiments").json()["experiments"] == []
+    data = open_page(browser, empty_server.url + "/dashboard/data", "empty-data")
+    online = httpx2.get(empty_server.url + "/dashboard/api/data").json()["online"]
+    assert online["scores"] is None and online["play_rate"]["days"] == [] and online["concentration"]["days"] == []
+    assert chart(data, "chart-play-rate") is None and chart(data, "chart-scores") is None
+    assert "no served lists logged" in data.inner_text("#chart-concentration >> xpath=..")
+    assert "no training-time reference" in data.inner_text("#online-note")
     assert httpx2.get(empty_server.url + "/dashboard/api/nothing").status_code == 404
     assert httpx2.get(empty_server.url + "/dashboard/nothing").status_code == 404

@@ -210,3 +210,74 @@ def test_drift_compares_against_the_served_models_training_reference_when_one_wa
     measured = [f for f in drift["features"] if f["psi"] is not None]
     assert measured and all(f["psi"] == pytest.approx(0.0, abs=1e-9) and f["status"] == "ok" for f in measured)
     assert drift["alerts"] == []
+
+
+def test_online_payload_has_play_rate_concentration_coverage_and_score_drift(tiny_world_store, tmp_path):
+    import shutil
+
+    import duckdb
+
+    from streamrec.monitoring.config import MonitoringConfig
+    from streamrec.monitoring.drift import score_drift
+    from streamrec.monitoring.online import concentration_over_time, play_rate_by_variant
+    from streamrec.monitoring.reference import SCORES_SCHEMA, save_reference
+    from streamrec.monitoring.served import ServedLog, read_served, served_folder
+
+    shutil.copy(tiny_world_store, tmp_path / "events.duckdb")
+    with duckdb.connect(str(tmp_path / "events.duckdb"), read_only=True) as con:
+        titles = [r[0] for r in con.execute("SELECT item_id FROM titles ORDER BY 1").fetchall()]
+    write_log(tmp_path / "experiments" / "exposures", "ranker", ["control", "treatment"])
+    rng = np.random.default_rng(1)
+    log = ServedLog(served_folder(tmp_path), flush_rows=10_000)
+    for day in range(3):  # lists narrowing onto a few titles day by day; scores a shift above the reference's
+        pool = titles[: max(10, len(titles) // (day + 1) ** 2)]
+        for i in range(60):
+            items = list(rng.choice(pool, 10, replace=False))
+            log.record(datetime(2024, 3, 1, 9) + timedelta(days=day, minutes=i), f"r{day}-{i}", "list", "7",
+                       "ranker", "control", None, items, sorted(rng.normal(1.0, 1.0, 10), reverse=True))
+    log.close()
+    reference = pa.table({"user_id": [f"u{i}" for i in range(500)], "rank": [1] * 500,
+                          "score": rng.normal(0.0, 1.0, 500)}, schema=SCORES_SCHEMA)
+    save_reference(tmp_path, tmp_path / "models" / "pipeline-7", "pipeline", reference, version=7)
+
+    payload = data.build(load_settings(data_dir=tmp_path))
+    json.dumps(payload, allow_nan=False)
+    assert payload["online_error"] is None
+    online = payload["online"]
+    config = MonitoringConfig()
+    rates = play_rate_by_variant(pq.read_table(tmp_path / "experiments" / "exposures"))
+    assert online["play_rate"]["days"] == ["2024-03-01", "2024-03-02"]
+    for r in rates:
+        day = online["play_rate"]["days"].index(r.day.isoformat())
+        assert online["play_rate"]["by_variant"][f"ranker/{r.variant}"][day] == pytest.approx(r.play_rate)
+        assert online["play_rate"]["responses"][f"ranker/{r.variant}"][day] == r.responses == 40
+    treated, control = (online["play_rate"]["by_variant"][f"ranker/{v}"] for v in ("treatment", "control"))
+    assert all(t > c for t, c in zip(treated, control))
+    served = read_served(served_folder(tmp_path))
+    assert online["served_lists"] == served.num_rows == 180 and online["catalog"] == len(titles)
+    days = concentration_over_time(served, len(titles), config.online.top_fraction)
+    conc = online["concentration"]
+    assert conc["days"] == ["2024-03-01", "2024-03-02", "2024-03-03"] and conc["lists"] == [60, 60, 60]
+    assert conc["coverage"] == [pytest.approx(c.coverage) for c in days]
+    assert conc["gini"] == [pytest.approx(c.gini) for c in days] and conc["gini"][0] < conc["gini"][-1]
+    assert conc["top_share"] == [pytest.approx(c.top_share) for c in days]
+    assert conc["coverage"][0] > conc["coverage"][-1]
+    scores = online["scores"]
+    expected = score_drift(reference.column("score").to_numpy(), np.concatenate(
+        [np.asarray(x) for x in served["scores"].to_pylist()]), config.drift)
+    assert scores["psi"] == pytest.approx(expected.psi) and scores["ks_statistic"] == pytest.approx(expected.ks_statistic)
+    assert (scores["n_reference"], scores["n_current"]) == (500, 1800) and scores["status"] == "alert"
+    assert scores["reference"] == "pipeline pipeline-7 (registry v7)" and online["scores_note"] == ""
+    assert {(a["kind"], a["name"]) for a in online["alerts"]} >= {("psi", "score"), ("ks", "score")}
+
+
+def test_online_payload_without_logs_or_reference_is_empty_and_says_why(tiny_world_store, tmp_path):
+    import shutil
+
+    shutil.copy(tiny_world_store, tmp_path / "events.duckdb")
+    online = data.build(load_settings(data_dir=tmp_path))["online"]
+    assert online["play_rate"] == {"days": [], "by_variant": {}, "responses": {}} and online["served_lists"] == 0
+    assert online["concentration"]["days"] == [] and online["scores"] is None and online["alerts"] == []
+    assert "no training-time reference" in online["scores_note"]
+    nothing = data.build(load_settings(data_dir=tmp_path / "nothing"))  # no event store either: still no error
+    assert nothing["error"] and nothing["online_error"] is None and nothing["online"]["catalog"] is None

@@ -1,7 +1,9 @@
 """The data page's data, read from the event store: stored events per day and type, the latest ingestion batches with
 their quality numbers and alerts (streamrec.monitoring.quality), and feature drift (streamrec.monitoring.drift): the
 current feature snapshot against the served model's training-time one, or, without those, the features as of the
-newest event against a week before (point-in-time snapshots computed on the fly)."""
+newest event against a week before (point-in-time snapshots computed on the fly); and the online series of
+`streamrec monitor` (streamrec.monitoring.dashboard.online: play rate per variant, concentration and coverage, score
+drift against the training-time reference)."""
 
 from __future__ import annotations
 
@@ -101,6 +103,15 @@ def feature_drift(con: Any, days: float = DRIFT_DAYS) -> dict[str, Any]:
                           current="the newest stored event", reference_at=reference, current_at=current, days=days)
 
 
+def _online(out: dict[str, Any], settings: Any, con: Any) -> None:
+    from streamrec.monitoring.dashboard import online
+
+    try:
+        out["online"] = online.build(settings, con)
+    except Exception as exc:  # the other panels still show
+        out["online_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
 def build(settings: Any, served_version: str | None = None) -> dict[str, Any]:
     """The data payload; a store that cannot be read (locked by a writer, another engine) is named, not raised.
     Drift compares against the training-time reference of `served_version` when one was saved, else against the
@@ -111,15 +122,18 @@ def build(settings: Any, served_version: str | None = None) -> dict[str, Any]:
     from streamrec.storage.events.duckdb import DuckDBEventStore
 
     out: dict[str, Any] = {"store": str(settings.event_store_path), "error": None, "volume": {"days": [],
-                           "by_type": {}}, "batches": [], "alerts": [], "drift": None, "drift_error": None}
+                           "by_type": {}}, "batches": [], "alerts": [], "drift": None, "drift_error": None,
+                           "online": None, "online_error": None}
     try:
         store = open_event_store(settings, read_only=True)
     except Exception as exc:
         out["error"] = f"cannot open the event store: {type(exc).__name__}: {str(exc)[:300]}"
+        _online(out, settings, None)
         return jsonable(out)
     with store:
         if not isinstance(store, DuckDBEventStore):
             out["error"] = f"the data page reads the duckdb event store, not '{settings.event_store.type}'"
+            _online(out, settings, None)
             return jsonable(out)
         con = store.con
         rows = con.execute("SELECT strftime(CAST(ts AS DATE), '%Y-%m-%d') AS day, type, count(*) FROM events "
@@ -145,4 +159,5 @@ def build(settings: Any, served_version: str | None = None) -> dict[str, Any]:
                 out["drift"] = reference_drift(settings.data_dir, served_version) or feature_drift(con)
             except Exception as exc:
                 out["drift_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        _online(out, settings, con)
     return jsonable(out)
