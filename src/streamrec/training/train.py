@@ -16,7 +16,7 @@ from streamrec.errors import ConfigError, DataError, NotFound
 from streamrec.evaluation import EvaluationResult, Split, evaluate
 from streamrec.evaluation import splits as S
 from streamrec.logs import get_logger
-from streamrec.models import MODELS, create_model
+from streamrec.models import MODELS, Recommender, create_model
 from streamrec.settings import Settings, SplitConfig, TrainConfig
 
 log = get_logger(__name__)
@@ -75,6 +75,7 @@ def train_and_register(
     register: bool = True,
     item_genres: dict[str, list[str]] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    factory: Callable[[str, dict], Recommender] | None = None,
 ) -> TrainResult:
     """Compare `settings.train.models` on a held-out split, refit the best, save it, log and register it.
 
@@ -82,6 +83,8 @@ def train_and_register(
         table: long interactions (user_id, item_id, weight[, last_ts, rating]).
         register: log the run to MLflow and register a version (promoted per `train.promote`).
         item_genres: enables the diversity metric.
+        factory: makes an unfitted model from its name and hyperparameters (default `create_model`); the Spark
+            engine's makes MLlib's ALS for "als".
     Returns:
         The comparison and where the winner went.
     Raises:
@@ -90,14 +93,15 @@ def train_and_register(
     config = settings.train
     _check(config, table)
     split = make_split(table, config.split)
-    specs = {name: (name, config.params.get(name, {})) for name in config.models}
+    make = factory or create_model
+    specs = {name: make(name, config.params.get(name, {})) for name in config.models}
     result = evaluate(specs, split, k=config.k, ks=sorted({config.k, 10, 20}), item_genres=item_genres,
                       seed=config.split.seed, on_progress=on_progress)
     metric = f"{config.metric}@{config.k}"
     best = result.best(metric)
     began = time.perf_counter()
     data = Interactions.from_table(table if config.refit_on_all else split.train)
-    model = create_model(best, config.params.get(best, {})).fit(data)
+    model = make(best, config.params.get(best, {})).fit(data)
     fit_seconds = time.perf_counter() - began
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     model_dir = model.save(settings.data_dir / "models" / f"{best}-{stamp}")
