@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 
+import pyarrow.parquet as pq
+
 from typer.testing import CliRunner
 
 from streamrec.cli.app import app
@@ -44,6 +46,21 @@ def test_pipeline_is_registered_reported_and_served(tiny_world_store, tmp_path):
     assert result.exit_code == 0, result.output
     assert "ranked pipeline for" in result.output and "1. t" in result.output and "from " in result.output
     assert "none (ranked)" in result.output
+
+    # batch top-k from the pipeline champion: each user answered as serving (and `rank`) answers them
+    users = tmp_path / "users.txt"
+    users.write_text(f"{user}\nnobody-knows-me\n")
+    out_file = tmp_path / "recs.parquet"
+    batch = runner.invoke(app, ["--data-dir", str(tmp_path), "recommend", "--users", str(users), "--k", "5",
+                                "--out", str(out_file)])
+    assert batch.exit_code == 0, batch.output
+    recs = pq.read_table(out_file).to_pylist()
+    mine = [r for r in recs if r["user_id"] == user]
+    assert [r["rank"] for r in mine] == [1, 2, 3, 4, 5] and all(r["source"] for r in mine)
+    ranked = [line.split("1. ", 1)[1].split()[0] for line in result.output.splitlines() if "1. t" in line]
+    assert mine[0]["item_id"] == ranked[0]
+    stranger = [r for r in recs if r["user_id"] == "nobody-knows-me"]
+    assert len(stranger) == 5 and {r["source"] for r in stranger} == {"popular"}
 
 
 def test_rank_refuses_a_single_model_clearly(tiny_world_store, tmp_path):

@@ -33,6 +33,23 @@ def rank_user(settings, user: str, k: int = 10, model: str = "champion", region:
               at: str | None = None):
     """The ranked list of one user (and the load timings) from the bundle `model`."""
     import time
+
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = load_bundle(settings, model, Path(tmp))
+    loaded = time.perf_counter()
+    pipeline, when = online_pipeline(settings, bundle, at)
+    filled = time.perf_counter()
+    result = pipeline.recommend(user, k=k, at=when, region=region, explain_items=True)
+    return result, {"load bundle s": loaded - began, "fill online store s": filled - loaded}
+
+
+def online_pipeline(settings, bundle, at: str | None = None):
+    """`bundle` ready to answer as serving does, over an online store filled from the event store.
+
+    Returns:
+        (the OnlinePipeline, the request time: `at`, or just after the newest event).
+    """
     from datetime import datetime, timedelta
 
     from streamrec.features import events_relation
@@ -41,10 +58,6 @@ def rank_user(settings, user: str, k: int = 10, model: str = "champion", region:
     from streamrec.storage.events import open_event_store
     from streamrec.storage.online import MemoryOnlineStore
 
-    began = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        bundle = load_bundle(settings, model, Path(tmp))
-    loaded = time.perf_counter()
     with open_event_store(settings) as store:
         con = store.con
         events = events_relation(con)
@@ -52,10 +65,36 @@ def rank_user(settings, user: str, k: int = 10, model: str = "champion", region:
             con.execute(f"SELECT max(ts) FROM {events}").fetchone()[0] + timedelta(seconds=1)
         online = MemoryOnlineStore()
         materialize(con, online, when, events, bundle.definitions)
-        pipeline = OnlinePipeline(bundle, ServingCatalog.from_store(con), online)
-    filled = time.perf_counter()
-    result = pipeline.recommend(user, k=k, at=when, region=region, explain_items=True)
-    return result, {"load bundle s": loaded - began, "fill online store s": filled - loaded}
+        return OnlinePipeline(bundle, ServingCatalog.from_store(con), online), when
+
+
+def rank_users(settings, bundle, user_ids, k: int, data, on_progress=None):
+    """Batch top-k from a ranked pipeline: each user answered as serving answers them (user_id, rank, item_id,
+    score, source), for `streamrec recommend` when the model is a pipeline. Users it has nothing for (no history,
+    unknown) get the most popular titles of `data` (Interactions), source 'popular', as single models' batches do."""
+    import numpy as np
+    import pyarrow as pa
+
+    counts = np.asarray(data.matrix.sum(axis=0)).ravel()
+    top = np.argsort(-counts, kind="stable")[:k]
+    popular = ([str(i) for i in data.item_ids[top]], [float(c) for c in counts[top]], ["popular"] * len(top))
+    pipeline, when = online_pipeline(settings, bundle)
+    users, ranks, items, scores, sources = [], [], [], [], []
+    for i, user in enumerate(user_ids):
+        result = pipeline.recommend(str(user), k=k, at=when)
+        got = (result.items, result.scores, [result.fallback or source for source in result.sources])
+        got = got if result.items else popular
+        n = len(got[0])
+        users += [str(user)] * n
+        ranks += list(range(1, n + 1))
+        items += got[0]
+        scores += got[1]
+        sources += got[2]
+        if on_progress:
+            on_progress(i + 1, len(user_ids))
+    return pa.table({"user_id": pa.array(users, pa.string()), "rank": pa.array(ranks, pa.int32()),
+                     "item_id": pa.array(items, pa.string()), "score": pa.array(scores, pa.float32()),
+                     "source": pa.array(sources, pa.string())})
 
 
 def load_bundle(settings, ref: str, tmp: Path):

@@ -164,6 +164,9 @@ def register(app: typer.Typer) -> None:
         """Batch top-k for all or listed users; users with no history get the most popular titles."""
         from streamrec.data.interactions import Interactions
         from streamrec.engines import engine_of
+        from streamrec.models import load_model
+        from streamrec.pipeline.bundle import PipelineBundle, is_bundle
+        from streamrec.registry import model_folder
         from streamrec.training.batch import recommend_batch, write_table
 
         settings = settings_of(ctx)
@@ -178,23 +181,25 @@ def register(app: typer.Typer) -> None:
                                   dtype=object)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            fitted = _load_model(settings, model, Path(tmp))
-            if engine_of(settings, engine) == "spark":
+            folder = model_folder(settings, model, Path(tmp))[0]
+            if is_bundle(folder):  # a ranked pipeline: each user answered as serving answers them
+                from streamrec.cli.rank_cmds import rank_users
+
+                name = "pipeline"
+                with progress_bar("ranking users") as bar:
+                    table = write_table(rank_users(settings, PipelineBundle.load(folder), user_ids, k, data, bar), out)
+            elif engine_of(settings, engine) == "spark":
                 from streamrec.engines.spark.run import recommend as spark_recommend
 
+                fitted = load_model(folder)
+                name = fitted.name
                 table = write_table(spark_recommend(settings, fitted, data, user_ids, k), out)
             else:
+                fitted = load_model(folder)
+                name = fitted.name
                 with progress_bar("scoring users") as bar:
                     table = write_table(recommend_batch(fitted, data, user_ids, k, on_progress=bar), out)
         seconds = time.perf_counter() - started
-        console.print(summary_table("recommend", [("model", f"{fitted.name} ({model})"), ("users", len(user_ids)),
+        console.print(summary_table("recommend", [("model", f"{name} ({model})"), ("users", len(user_ids)),
                                                   ("k", k), ("users/s", f"{len(user_ids) / seconds:,.0f}"),
                                                   ("written to", str(table))]))
-
-
-def _load_model(settings: Settings, ref: str, tmp: Path):
-    from streamrec.models import load_model
-
-    from streamrec.registry import model_folder
-
-    return load_model(model_folder(settings, ref, tmp)[0])
