@@ -111,6 +111,7 @@ def test_redis_path_an_event_reaches_the_next_list_through_the_stream_and_a_work
     finally:
         stop.set()
         thread.join(10)
+        worker.close()
 
 
 def live_batch(world, start: int, n: int, day_ts: str) -> list[dict]:
@@ -140,6 +141,8 @@ def test_two_workers_in_one_group_apply_each_event_exactly_once(world, redis_url
         stop.set()
         for t in threads:
             t.join(10)
+        for w in workers:
+            w.close()
     assert sum(w.counts["applied"] for w in workers) == 3000
     assert all(w.counts.get("applied", 0) > 0 for w in workers)  # the group shared the stream
     from datetime import date
@@ -206,6 +209,7 @@ def test_redis_stopped_and_restarted_mid_stream_loses_no_event_and_serving_recov
     finally:
         stop.set()
         consumer.join(10)
+        worker.close()
 
 
 def worker_metric(port: int, name: str, **labels: str) -> float | None:
@@ -303,5 +307,6 @@ def test_the_worker_lands_each_batch_before_acknowledging_it(world, redis_url, t
     finally:
         stop.set()
         thread.join(10)
+        worker.close()
     ingest_landed(root, root / "incoming" / "live")
     assert stored_ids(root / "events.duckdb", "load-") == sorted(e["event_id"] for e in events)

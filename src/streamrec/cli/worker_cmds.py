@@ -66,8 +66,7 @@ def register(app: typer.Typer) -> None:
             if exporter is not None:
                 exporter.shutdown()
                 exporter.server_close()
-            bus.close()
-            store.close()
+            running.close()
         took = time.perf_counter() - began
         console.print(f"stopped after {took:.1f} s: applied {counts.get('applied', 0):,}, duplicates "
                       f"{counts.get('duplicates', 0):,}, ignored {counts.get('ignored', 0):,} (not engagements), "

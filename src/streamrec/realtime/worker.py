@@ -34,7 +34,7 @@ class Worker:
     def __init__(self, bus: EventBus, store: OnlineStore, name: str, count: int = 500,
                  landing: EventLanding | None = None):
         """`landing`: also write each batch for the event store (before it is acknowledged)."""
-        self.store, self.name, self.landing = store, name, landing
+        self.bus, self.store, self.name, self.landing = bus, store, name, landing
         self.applier = EventApplier(store)
         self.consumer = bus.consumer(name, self._handle, count=count)
         self.polls = 0
@@ -74,6 +74,11 @@ class Worker:
     @property
     def counts(self) -> dict[str, int]:
         return dict(self.applier.counts)
+
+    def close(self) -> None:
+        """Close the bus and the store connections (after `run` returned)."""
+        self.bus.close()
+        self.store.close()
 
 
 def stop_on_signals() -> threading.Event:
