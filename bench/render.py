@@ -135,6 +135,10 @@ def main() -> None:
             parts.append(text)
     (ROOT / "BENCHMARKS.md").write_text("\n".join(parts))
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")
+    import readme_table
+
+    if readme_table.update():
+        print(f"wrote the key table of {ROOT / 'README.md'}")
 
 
 if __name__ == "__main__":
