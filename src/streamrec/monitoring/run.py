@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,14 +41,13 @@ def collect(report: MonitoringReport, settings: Settings, config: MonitoringConf
     from streamrec.monitoring.online import concentration_over_time, online_alerts, play_rate_by_variant
     from streamrec.monitoring.quality import check_batches, quality_alerts
     from streamrec.monitoring.reference import find_reference, read_scores
-    from streamrec.monitoring.served import read_served, served_folder
+    from streamrec.monitoring.served import latest_served_version, read_served, served_folder
 
     report.batches = check_batches(con, config.quality)
     report.alerts.extend(quality_alerts(report.batches, config.quality))
 
     served = read_served(served_folder(settings.data_dir), days=config.recent_days)
-    scored = [v for v, fb in zip(served["model_version"].to_pylist(), served["fallback"].to_pylist()) if fb is None]
-    version = Counter(scored).most_common(1)[0][0] if scored else None  # the model that answered most lately
+    version = latest_served_version(served)  # the model that answered most lately
     current = current or settings.data_dir / "features"
     if reference is not None:  # a snapshot given by hand
         report.reference = str(reference)

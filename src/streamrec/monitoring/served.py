@@ -92,3 +92,12 @@ def read_served(folder: Path | str, days: float | None = None) -> pa.Table:
         table = table.filter(pc.greater_equal(table["ts"], pa.scalar(newest - timedelta(days=days),
                                                                        pa.timestamp("us"))))
     return table
+
+
+def latest_served_version(served: pa.Table) -> str | None:
+    """The model version that answered most of the ranked (not fallback) lists in `served`, or None when none did:
+    the version whose training-time reference the served scores are compared with."""
+    from collections import Counter
+
+    scored = [v for v, fb in zip(served["model_version"].to_pylist(), served["fallback"].to_pylist()) if fb is None]
+    return Counter(scored).most_common(1)[0][0] if scored else None

@@ -6,7 +6,6 @@ recent days are read, as the monitor reads them; the feature drift and batch che
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,9 +50,9 @@ def _scores(settings: Any, served: pa.Table, config: MonitoringConfig) -> tuple[
     the model that answered most lately, as `streamrec monitor` picks it (streamrec.monitoring.run)."""
     from streamrec.monitoring.drift import score_drift, served_scores
     from streamrec.monitoring.reference import find_reference, read_scores
+    from streamrec.monitoring.served import latest_served_version
 
-    scored = [v for v, fb in zip(served["model_version"].to_pylist(), served["fallback"].to_pylist()) if fb is None]
-    version = Counter(scored).most_common(1)[0][0] if scored else None
+    version = latest_served_version(served)  # the model that answered most lately
     found = find_reference(settings.data_dir, version)
     if found is None:
         return None, None, "no training-time reference saved (train a model)"
