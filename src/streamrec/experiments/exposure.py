@@ -6,9 +6,6 @@ so several processes can share the folder); `read_log` gives it back as one tabl
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -16,9 +13,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from streamrec.experiments.assign import Assigner
+from streamrec.storage.partlog import PartitionedLog, read_parts
 
 OUTCOME_TYPES = ("impression", "play", "progress", "complete")
 SCHEMA = pa.schema([("ts", pa.timestamp("us")), ("user_id", pa.string()), ("experiment", pa.string()),
@@ -26,19 +23,14 @@ SCHEMA = pa.schema([("ts", pa.timestamp("us")), ("user_id", pa.string()), ("expe
                     ("request_id", pa.string()), ("watched_s", pa.float64())])
 
 
-class ExposureLog:
+class ExposureLog(PartitionedLog):
     """Append-only, thread-safe; flushed every `flush_rows` rows or `flush_s` seconds and on `close()`."""
 
     def __init__(self, folder: Path | str, assigner: Assigner, flush_rows: int = 5000, flush_s: float = 5.0,
                  profile: Callable[[str], tuple[str | None, datetime | None]] = lambda user: (None, None)):
         """`profile(user)` gives (region, signup time) for the experiments' eligibility rules."""
-        self.folder, self.assigner, self.profile = Path(folder), assigner, profile
-        self.flush_rows, self.flush_s = flush_rows, flush_s
-        self._rows: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._last_flush = time.monotonic()
-        self._parts = 0
-        self.written = 0
+        super().__init__(folder, SCHEMA, flush_rows, flush_s)
+        self.assigner, self.profile = assigner, profile
 
     def exposure(self, ts: datetime, user_id: str, experiment: str, variant: str, request_id: str | None) -> None:
         self._add([{"ts": ts, "user_id": user_id, "experiment": experiment, "variant": variant, "type": "exposure",
@@ -59,43 +51,10 @@ class ExposureLog:
         if rows:
             self._add(rows)
 
-    def _add(self, rows: list[dict[str, Any]]) -> None:
-        with self._lock:
-            self._rows.extend(rows)
-            due = len(self._rows) >= self.flush_rows or time.monotonic() - self._last_flush >= self.flush_s
-        if due:
-            self.flush()
-
-    def flush(self) -> int:
-        """Write the buffered rows as Parquet parts (one per day); returns how many."""
-        with self._lock:
-            rows, self._rows = self._rows, []
-            self._last_flush = time.monotonic()
-            self._parts += 1
-            part = self._parts
-        if not rows:
-            return 0
-        table = pa.Table.from_pylist(rows, schema=SCHEMA)
-        for day in sorted({r["ts"].date() for r in rows}):
-            folder = self.folder / f"date={day.isoformat()}"
-            folder.mkdir(parents=True, exist_ok=True)
-            mask = pa.array([r["ts"].date() == day for r in rows])
-            tmp = folder / f".part-{os.getpid()}-{part}.parquet.tmp"
-            pq.write_table(table.filter(mask), tmp)
-            tmp.rename(folder / f"part-{os.getpid()}-{part}-{int(time.time() * 1e6)}.parquet")  # whole or absent
-        self.written += len(rows)
-        return len(rows)
-
-    def close(self) -> None:
-        self.flush()
-
 
 def read_log(folder: Path | str, experiment: str | None = None) -> pa.Table:
     """Every row written under `folder` (of one experiment when named), oldest first."""
-    parts = sorted(Path(folder).glob("date=*/part-*.parquet"))
-    if not parts:
-        return SCHEMA.empty_table()
-    table = pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts])
+    table = read_parts(folder, SCHEMA)
     if experiment is not None:
         table = table.filter(pc.equal(table["experiment"], experiment))
     return table.sort_by("ts")
