@@ -387,6 +387,9 @@ class ServingConfig(BaseModel, extra="forbid"):
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     model: str = Field("champion", min_length=1, description="what to serve: a registry alias or version, or a "
                                                              "saved model folder")
+    follow_alias_s: float = Field(30.0, ge=0, description="when the served model came from a registry alias "
+                                  "(champion ...), every API process checks the alias this often and swaps in a newly "
+                                  "promoted version as /v1/admin/reload does; 0: off. A version number is not followed")
     api_keys: list[SecretStr] = Field(
         default_factory=list, description="keys accepted in X-API-Key for POST /v1/events and /v1/admin/* "
         "(STREAMREC_SERVING__API_KEYS='[\"...\"]'); none: those endpoints refuse every request")
