@@ -11,12 +11,13 @@ from streamrec.registry.versions import (
     AliasChange,
     Registry,
     VersionInfo,
+    alias_of,
     model_folder,
     open_registry,
 )
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "AliasChange", "LoggedRun", "Registry", "VersionInfo", "code_version", "model_folder",
+    "CHALLENGER", "CHAMPION", "AliasChange", "LoggedRun", "Registry", "VersionInfo", "alias_of", "code_version", "model_folder",
     "open_registry",
     "snapshot_of_batches", "snapshot_of_interactions",
 ]

@@ -319,7 +319,15 @@ def open_registry(settings: Settings) -> Registry:
     return Registry(settings.registry, settings.data_dir)
 
 
-__all__ = ["CHALLENGER", "CHAMPION", "AliasChange", "Endpoints", "Registry", "VersionInfo", "open_registry"]
+__all__ = ["CHALLENGER", "CHAMPION", "AliasChange", "Endpoints", "Registry", "VersionInfo", "alias_of", "open_registry"]
+
+
+def alias_of(ref: str) -> str | None:
+    """The registry alias `ref` names ('champion', 'challenger', ...), or None for a version number or a saved model
+    folder: what `model_folder` would resolve through an alias, so what can move when a version is promoted."""
+    if Path(ref).is_dir() or _VERSION_REF.match(ref.strip()):
+        return None
+    return ref
 
 
 def model_folder(settings: Settings, ref: str, tmp: Path | str) -> tuple[Path, str]:

@@ -16,6 +16,7 @@ from streamrec.logs import get_logger
 from streamrec.monitoring.dashboard import Dashboard
 from streamrec.serving.errors import REQUEST_ID, internal_error_body
 from streamrec.serving.experiments import ATTRIBUTION, DEFAULT_VARIANT
+from streamrec.serving.follow import AliasFollower
 from streamrec.serving.schemas import VARIANT
 from streamrec.serving.security import BodyLimit
 from streamrec.serving.state import ServingState, build_state
@@ -84,11 +85,14 @@ def create_app(settings: Settings, state: ServingState | None = None) -> FastAPI
     state = state or build_state(settings)
     cfg = settings.serving
     dashboard = Dashboard(state)
+    follower = AliasFollower(state, cfg.follow_alias_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         dashboard.sampler.start()  # the dashboard's time series: a snapshot of the metrics every few seconds
+        follower.start()  # a newly promoted champion reaches every process by itself (serving.follow_alias_s)
         yield
+        follower.stop()
         dashboard.sampler.stop()
         state.close()  # what the exposure and served-lists logs still buffer is written on shutdown
 
@@ -98,6 +102,7 @@ def create_app(settings: Settings, state: ServingState | None = None) -> FastAPI
     errors.install(app)
     routes.install(app, state)
     app.state.dashboard = dashboard
+    app.state.follower = follower
     dashboard.install(app)
     if cfg.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

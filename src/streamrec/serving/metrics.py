@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+FOLLOW_OUTCOMES = ("current", "reloaded", "failed", "waiting", "registry_error")
 
 
 def multiprocess_dir() -> str | None:
@@ -103,6 +104,13 @@ class ServingMetrics:
         self.rejected = Counter("streamrec_api_events_rejected", "events refused by /v1/events, by reason",
                                 ["reason"], registry=r)
         self.reloads = Counter("streamrec_model_reloads", "model loads by outcome", ["outcome"], registry=r)
+        self.follow_checks = Counter("streamrec_model_follow_checks", "looks at the registry alias the served model "
+                                     "follows (serving.follow_alias_s) by outcome (current: it points at the served "
+                                     "version; reloaded: a new version swapped in; failed: its load failed, the old "
+                                     "model kept; waiting: a failed version not due for another try; registry_error: "
+                                     "the registry could not be read)", ["outcome"], registry=r)
+        for outcome in FOLLOW_OUTCOMES:  # every outcome from 0, so increase() sees the first one
+            self.follow_checks.labels(outcome)
         # each process serves one version: 1 for it, 0 for those it served before; the highest across live processes
         self.model = Gauge("streamrec_model_info", "the served model (value 1)", ["version", "kind"], registry=r,
                            multiprocess_mode="livemax")

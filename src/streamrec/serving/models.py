@@ -98,8 +98,9 @@ class ModelHolder:
     def current(self) -> ServedModel | None:
         return self._current
 
-    def load(self, ref: str) -> ServedModel:
-        """Load `ref` and swap it in.
+    def load(self, ref: str, log_failure: bool = True) -> ServedModel:
+        """Load `ref` and swap it in; `log_failure=False` leaves logging a failure to the caller (a caller that
+        retries logs each failing version once).
 
         Raises:
             ReloadFailed: the model could not be loaded (the old one, if any, is kept).
@@ -111,8 +112,9 @@ class ModelHolder:
                 kept = self._current.version if self._current else None
                 self.problem = f"loading model '{ref}' failed ({type(exc).__name__}: {exc}); " + \
                     (f"still serving version {kept}" if kept else "no model loaded: serving trending titles")
-                log.error("model.load_failed", ref=ref, error=type(exc).__name__, detail=str(exc)[:300],
-                          kept=kept)
+                if log_failure:
+                    log.error("model.load_failed", ref=ref, error=type(exc).__name__, detail=str(exc)[:300],
+                              kept=kept)
                 raise ReloadFailed(self.problem) from exc
             old, self._current, self.problem = self._current, new, None
         log.info("model.loaded", ref=ref, version=new.version, kind=new.kind,

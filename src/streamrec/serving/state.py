@@ -77,14 +77,14 @@ class ServingState:
         log.info("experiments.replaced", experiments=[e.name for e in experiments])
         return new
 
-    def reload(self, ref: str | None = None):
+    def reload(self, ref: str | None = None, log_failure: bool = True):
         """Load `ref` (default: the configured model) and swap it in; counted and shown in metrics.
 
         Raises:
             ReloadFailed: the old model (if any) is kept.
         """
         try:
-            served = self.holder.load(ref or self.settings.serving.model)
+            served = self.holder.load(ref or self.settings.serving.model, log_failure)
         except ReloadFailed:
             self.metrics.reloads.labels("failed").inc()
             raise
