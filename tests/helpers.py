@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +73,16 @@ def users_and_regions(db: Path) -> tuple[list[str], dict[str, str]]:
         con = store.con
         users = [r[0] for r in con.execute("SELECT user_id FROM interactions GROUP BY 1 ORDER BY 1").fetchall()]
         return users, dict(con.execute("SELECT user_id, region FROM users").fetchall())
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, mib: int) -> Iterator[bool]:
+    """A tmpfs of `mib` MiB mounted on `folder`; yields False (and mounts nothing) where this process may not mount."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(folder)],
+                                                   capture_output=True, check=False).returncode == 0
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], check=True)

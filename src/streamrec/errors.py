@@ -40,6 +40,10 @@ class BackendError(StreamrecError):
     """A storage or compute backend failed (disk full, server down, corrupt file)."""
 
 
+class Unavailable(BackendError):
+    """A server cannot be reached (stopped, restarting, unreachable): the same call may work once it is back."""
+
+
 class ChecksumError(BackendError):
     """A file's checksum does not match the expected one."""
 

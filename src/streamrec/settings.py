@@ -411,6 +411,9 @@ class ServingConfig(BaseModel, extra="forbid"):
                                  "requests while their history is unchanged; 0: every request runs the whole pipeline")
     land_events: bool = Field(True, description="write accepted live events under DATA_DIR/incoming/live (one "
                                                 "Parquet part per batch) for `streamrec ingest`")
+    hold_events: bool = Field(True, description="while a Redis event bus cannot be reached, POST /v1/events keeps "
+                              "accepted batches under DATA_DIR/outbox/events (fsynced) and publishes them once it is "
+                              "back (202 with `held`); false: it answers 503 and the client retries")
     warm_pools: int = Field(0, ge=0, description="at model load, before the swap, rank the pools of this many "
                                                  "profiles, most recently active first (the batch refresh path)")
     ranked_pool: int = Field(100, ge=50, le=10_000, description="titles kept per ranked pool (requests with more "

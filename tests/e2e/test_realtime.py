@@ -1,7 +1,8 @@
 """Real-time processing on a real tiny world: the embedded worker beside the API, and the production path — POST
 /v1/events → Redis Streams → `Worker` processes in one consumer group → the Redis online store → the next list —
 with replays that change nothing, and Redis stopped and restarted mid-stream for real: no event lost, serving
-answers from fallbacks while it is down (/readyz degraded) and recovers by itself."""
+answers from fallbacks while it is down (/readyz degraded), POST /v1/events holds what it accepts in its outbox, and
+all recovers by itself."""
 
 from __future__ import annotations
 
@@ -188,9 +189,11 @@ def test_redis_stopped_and_restarted_mid_stream_loses_no_event_and_serving_recov
         assert home.status_code == 200 and home.json()["fallback"] == "store_unavailable"
         ready = client.get("/readyz").json()
         assert ready["status"] == "degraded" and any("online store" in r for r in ready["reasons"])
-        posted = client.post("/v1/events", json={"events": [finished(state, "rt-down", user, world["items"][0])]},
-                             headers={"X-API-Key": KEY})
-        assert posted.status_code == 503 and posted.json()["error"] == "unavailable"
+        held_event = finished(state, "rt-down", user, world["items"][0])
+        posted = client.post("/v1/events", json={"events": [held_event]},
+                             headers={"X-API-Key": KEY})  # accepted all the same: held in the outbox, on disk
+        assert posted.status_code == 202 and posted.json()["accepted"] == 1 and posted.json()["held"] == 1
+        assert any("event bus unavailable" in r for r in client.get("/readyz").json()["reasons"])
         time.sleep(1.0)
         own_redis.start()  # back on the same port, with its append-only file
         producer.join(60)
@@ -202,6 +205,10 @@ def test_redis_stopped_and_restarted_mid_stream_loses_no_event_and_serving_recov
                    "every event applied after the restart")
         time.sleep(0.5)
         assert sum(store.title_counts([date(2026, 5, 2)]).values()) == len(events)  # and none twice
+        held_day = datetime.fromisoformat(held_event["ts"].removesuffix("Z")).date()  # no other live event that day
+        wait_until(lambda: store.title_counts([held_day]).get(held_event["item_id"]) == 1, 30,
+                   "the event held during the outage published from the outbox and applied")
+        assert state.world.outbox.held() == 0
         assert refused > 0 or worker.outages > 0  # the outage was felt, not skipped
         wait_until(lambda: client.get(f"/v1/users/{user}/recommendations").json()["fallback"] is None, 30,
                    "serving recovered by itself")
@@ -210,6 +217,7 @@ def test_redis_stopped_and_restarted_mid_stream_loses_no_event_and_serving_recov
         stop.set()
         consumer.join(10)
         worker.close()
+        state.close()
 
 
 def worker_metric(port: int, name: str, **labels: str) -> float | None:

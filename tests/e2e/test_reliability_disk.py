@@ -5,19 +5,18 @@ same files are stored exactly once."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from tests.e2e.test_crash_ingest import check_whole_batches
+from tests.helpers import tmpfs
 
 SMALL, BIG = 2_000, 150_000
 ENV = {**os.environ, "STREAMREC_INGEST__UNKNOWN_TITLES": "accept", "STREAMREC_EVENT_STORE__THREADS": "1"}
@@ -30,19 +29,6 @@ def event_file(path: Path, prefix: str, rows: int, bad_every: int = 0) -> tuple[
                               "user_id": [f"u{i % 97}" for i in range(rows)], "item_id": [f"t{i % 311}" for i in range(rows)],
                               "type": types, "ts": ["2024-05-01T10:00:00Z"] * rows}), path)
     return path, types.count("play")
-
-
-@contextlib.contextmanager
-def tmpfs(folder: Path, mib: int) -> Iterator[bool]:
-    """A tmpfs of `mib` MiB mounted on `folder`; yields False (and mounts nothing) where this process may not mount."""
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(folder)],
-                                                   capture_output=True, check=False).returncode == 0
-    try:
-        yield mounted
-    finally:
-        if mounted:
-            subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
 def ingest(data: Path, *files: Path, max_file_bytes: int | None = None) -> subprocess.CompletedProcess:

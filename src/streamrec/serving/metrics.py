@@ -100,7 +100,9 @@ class ServingMetrics:
                                 "filters, filtered titles by reason, missing features, ranker failures ...)", ["name"],
                                 registry=r)
         self.events = Counter("streamrec_api_events", "events posted to /v1/events by outcome (accepted, rejected, "
-                              "duplicate: a repeated event_id within the batch)", ["outcome"], registry=r)
+                              "duplicate: a repeated event_id within the batch; held: accepted while the event bus was "
+                              "down, kept in the outbox; republished: published from the outbox once it was back)",
+                              ["outcome"], registry=r)
         self.rejected = Counter("streamrec_api_events_rejected", "events refused by /v1/events, by reason",
                                 ["reason"], registry=r)
         self.reloads = Counter("streamrec_model_reloads", "model loads by outcome", ["outcome"], registry=r)

@@ -73,6 +73,8 @@ def _titles(answer) -> list[Title]:
 def install(app: FastAPI, state: ServingState) -> None:
     cfg = state.settings.serving
     world, metrics = state.world, state.metrics
+    if world.outbox is not None:
+        world.outbox.on_published = metrics.events.labels("republished").inc
     catalog_size = len(world.filter.index)  # titles servable, for recommendation coverage
     admin = [Depends(key_checker(cfg.api_keys))]
     UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID, description="profile id")]
@@ -163,9 +165,19 @@ def install(app: FastAPI, state: ServingState) -> None:
             except OSError as exc:
                 raise BackendError(f"events not accepted: writing them under {world.landing.folder} failed: "
                                    f"{exc}") from exc
-        world.bus.publish(checked.valid)
+        held = 0
+        if world.outbox is None:
+            world.bus.publish(checked.valid)
+        else:  # the bus being down does not refuse the batch: it waits in the outbox, on disk
+            try:
+                held = 0 if world.outbox.publish(checked.valid) else len(checked.valid)
+            except OSError as exc:
+                raise BackendError(f"events not accepted: the event bus is down and holding them under "
+                                   f"{world.outbox.folder} failed: {exc}") from exc
+            if held:
+                metrics.events.labels("held").inc(held)
         metrics.events.labels("accepted").inc(len(checked.valid))
-        return EventsAccepted(**_attributed(state.holder.current), accepted=len(checked.valid),
+        return EventsAccepted(**_attributed(state.holder.current), accepted=len(checked.valid), held=held,
                               duplicates=checked.duplicates,
                               rejected=[Rejected(index=r.index, field=r.field, reason=r.reason, detail=r.detail)
                                         for r in checked.rejected])
@@ -231,6 +243,8 @@ def install(app: FastAPI, state: ServingState) -> None:
         if model is None and not reasons:
             reasons.append("no model loaded: serving trending titles")
         reasons += state.experiments.problems()
+        if world.outbox is not None and (held := world.outbox.problem()):
+            reasons.append(held)
         store = world.store_degraded()
         if store:
             reasons.append(store + " (lists fall back to trending titles until it is back)")

@@ -71,6 +71,7 @@ class Rejected(BaseModel):
 
 class EventsAccepted(Attributed):
     accepted: int
+    held: int = 0  # of the accepted, how many wait in the server's outbox (on disk) until the event bus is back
     duplicates: int
     rejected: list[Rejected]
 

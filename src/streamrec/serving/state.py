@@ -48,7 +48,10 @@ class ServingState:
             current.log(events)
 
     def close(self) -> None:
-        """Write what the exposure and served-lists logs still buffer (on shutdown)."""
+        """Write what the exposure and served-lists logs still buffer, and stop the outbox's thread (its held batches
+        stay on disk for the next start), on shutdown."""
+        if self.world.outbox is not None:
+            self.world.outbox.close()
         if self.experiments is not None:
             self.experiments.close()
         if self.served is not None:

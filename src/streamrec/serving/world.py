@@ -18,6 +18,7 @@ import numpy as np
 from streamrec.data.catalog import MATURITY_LEVELS
 from streamrec.errors import BackendError, ConfigError
 from streamrec.events.bus import EventBus, InProcessEventBus
+from streamrec.events.bus.outbox import Outbox
 from streamrec.events.validate import BatchValidator
 from streamrec.logs import get_logger
 from streamrec.pipeline.filters import CatalogFilter, UserContext
@@ -90,6 +91,7 @@ class ServingWorld:
     profiles: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # user → (region, maturity limit)
     apply_live: bool = True  # the worker beside the API: apply published events in this process
     landing: EventLanding | None = None  # where accepted events are written for the event store (in-process bus)
+    outbox: Outbox | None = None  # where accepted events wait while a server-backed bus is down
     trending_days: float = 7.0
 
     def __post_init__(self) -> None:
@@ -244,6 +246,9 @@ def build_world(con, settings: Settings, store: OnlineStore | None = None,
     embedded = isinstance(bus, InProcessEventBus)  # else `streamrec worker` processes apply and land the events
     landing = EventLanding(settings.data_dir / "incoming" / "live") if settings.serving.land_events and embedded \
         else None
+    outbox = Outbox(bus, settings.data_dir / "outbox" / "events", settings.event_bus.maxlen) \
+        if settings.serving.hold_events and not embedded else None
     return ServingWorld(catalog, store, flt, popularity, clock, validator, bus,
                         settings.serving.default_region or most_common_region(profiles), profiles,
-                        apply_live=embedded, trending_days=settings.serving.trending_days, landing=landing)
+                        apply_live=embedded, trending_days=settings.serving.trending_days, landing=landing,
+                        outbox=outbox)

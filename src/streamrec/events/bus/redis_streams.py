@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from streamrec.errors import BackendError, ConfigError
+from streamrec.errors import BackendError, ConfigError, Unavailable
 from streamrec.events.bus.base import (
     BaseConsumer,
     DeadLetter,
@@ -91,6 +91,8 @@ class RedisEventBus:
                 from exc
         self.config = config
         self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        # the server cannot be reached (refused, reset, timed out, still loading its data after a restart)
+        self._unreachable: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
         self.client = redis.Redis.from_url(config.url, socket_timeout=config.socket_timeout_s,
                                            socket_connect_timeout=config.socket_timeout_s)
         self._publish = self.client.register_script(_PUBLISH)
@@ -99,11 +101,13 @@ class RedisEventBus:
 
     @contextmanager
     def errors(self, doing: str) -> Iterator[None]:
-        """Redis failures as BackendError naming the server (no password), the stream and the operation."""
+        """Redis failures as BackendError naming the server (no password), the stream and the operation; Unavailable
+        when the server cannot be reached."""
         try:
             yield
         except self._redis_errors as exc:
-            raise BackendError(f"event bus {self.where}: {doing}: {type(exc).__name__}: {exc}") from exc
+            kind = Unavailable if isinstance(exc, self._unreachable) else BackendError
+            raise kind(f"event bus {self.where}: {doing}: {type(exc).__name__}: {exc}") from exc
 
     # --- producers -------------------------------------------------------------------------------------------------
     def publish(self, events: Sequence[Mapping[str, Any]]) -> int:
