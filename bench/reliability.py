@@ -262,6 +262,7 @@ class Traffic:
         self.fallbacks: dict[str, int] = {}
         self.posts: dict[str, int] = {}
         self.posted: list[str] = []
+        self.held = 0  # events the server accepted into its outbox while Redis was down
         self.retries = 0
         self.threads = [threading.Thread(target=self.read, args=(n,), daemon=True) for n in range(readers)]
         self.threads.append(threading.Thread(target=self.produce, daemon=True))
@@ -297,6 +298,7 @@ class Traffic:
                 if status == 202:
                     if body.get("accepted", 0) + body.get("duplicates", 0) != len(events):
                         self.count(self.posts, "202 with rejections")
+                    self.held += body.get("held", 0)
                     break
                 self.retries += 1
                 time.sleep(0.2)
@@ -384,8 +386,10 @@ def redis_faults(data: Path, tmp: Path, users: list[str], outages: int, down_s: 
         ingest_paths(store, [data / "incoming" / "live"], IngestConfig(unknown_titles="accept"))
         stored = [r[0] for r in store.con.execute("SELECT event_id FROM events WHERE event_id LIKE 'rf-%'").fetchall()]
     reads_5xx = sum(n for code, n in traffic.reads.items() if code.startswith(("5", "connection")))
+    posts_5xx = sum(n for code, n in traffic.posts.items() if code.startswith(("5", "connection")))
     return {"outages": schedule, "reads": traffic.reads, "read_fallbacks": traffic.fallbacks, "reads_5xx": reads_5xx,
-            "posts": traffic.posts, "producer_retries": traffic.retries, "events_posted": len(posted),
+            "posts": traffic.posts, "posts_5xx": posts_5xx, "producer_retries": traffic.retries,
+            "events_held": traffic.held, "events_posted": len(posted),
             "events_applied_by_worker": applied, "events_counted_duplicate_by_worker": duplicates,
             "events_stored": len(stored), "events_stored_distinct": len(set(stored)),
             "events_lost": len(set(posted) - set(stored)), "redis_version": redis_version(redis.binary)}
@@ -445,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections during the soak")
     parser.add_argument("--kills", type=int, default=60)
     parser.add_argument("--fuzz-examples", type=int, default=300, help="hypothesis examples of malformed files")
-    parser.add_argument("--api-examples", type=int, default=60, help="schemathesis examples per operation and mode")
+    parser.add_argument("--api-examples", type=int, default=70, help="schemathesis examples per operation and mode")
     parser.add_argument("--outages", type=int, default=4, help="Redis outages while serving and streaming")
     parser.add_argument("--down-seconds", type=float, default=3.0)
     parser.add_argument("--data", type=Path, help="reuse a data folder made by the demo (default: a fresh world)")
@@ -522,7 +526,8 @@ def summary(r: dict) -> dict:
         "faults": {"kill9": kill["kills"], "redis_outages": len(redis["outages"]), "full_disk": len(r["full_disk"]),
                    "corrupted_artifacts": art["tried"],
                    "survived": kill["kills"] * (kill["lost"] == 0 and kill["stored_twice"] == 0)
-                   + len(redis["outages"]) * (redis["reads_5xx"] == 0 and redis["events_lost"] == 0)
+                   + len(redis["outages"]) * (redis["reads_5xx"] == 0 and redis["posts_5xx"] == 0
+                                              and redis["events_lost"] == 0)
                    + disk_ok + min(art["refused"], art["old_model_kept"])},
         "bad_inputs": {"api_cases": r["api_fuzz"]["cases"], "api_5xx": len(r["api_fuzz"]["server_errors"]),
                        "files": fuzz["files"], "rows": fuzz["rows"], "broken_rows": fuzz["broken_rows"],
