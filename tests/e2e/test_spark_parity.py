@@ -1,5 +1,7 @@
 """The Spark engine agrees with the embedded one on a small synthetic world: ingestion counts, stored events and
-quarantine exactly, features exactly (means to 1e-9), ALS metrics within a stated tolerance, batch top-k identical.
+quarantine exactly, features exactly (means to 1e-9), preprocessed tables (bots, sessions, interactions, impression-only
+pairs) row for row (floats to 1e-9), ALS metrics within a stated tolerance, batch top-k identical; and the CLI runs
+ingest -> features -> preprocess -> train -> recommend on the Spark event store.
 
 Runs on a real local Spark (the session fixture of tests/conftest.py)."""
 
@@ -17,6 +19,7 @@ from streamrec.cli.app import app
 from streamrec.data.interactions import Interactions
 from streamrec.data.synthetic import WorldConfig, generate_world
 from streamrec.engines.spark.als import SparkALS, recommend_all
+from streamrec.engines.spark.run import preprocess as spark_preprocess
 from streamrec.evaluation import evaluate
 from streamrec.events.runner import ingest_paths
 from streamrec.features import build_snapshot
@@ -41,6 +44,8 @@ from tests.helpers import event, write_csv
 # neither (conjugate gradient), and their random starts differ; on this world their NDCG@10 / recall@10 agree to this.
 METRIC_TOLERANCE = 0.05
 ALS_PARAMS = {"factors": 32, "iterations": 10}
+KCORE = {"min_user_interactions": 3, "min_item_interactions": 3}  # takes several rounds on the tiny world
+PREPROCESSED = ("bots", "sessions", "interactions", "impressions_only")
 
 
 def _dirty_rows(world_event_id: str) -> list[dict]:
@@ -64,13 +69,23 @@ def _dirty_rows(world_event_id: str) -> list[dict]:
     ]
 
 
+def _bot_rows() -> list[dict]:
+    """Two bots among the world's viewers: 70 plays of 70 titles in 35 s (event rate, titles per hour), and 60 progress
+    events of 2,000 watched seconds each within ten hours (watch time)."""
+    rate = [event(f"br{i}", user_id="bot-rate", item_id=f"t{i + 1:06d}", ts=f"2024-01-05T12:00:{i // 2:02d}Z")
+            for i in range(70)]
+    watch = [event(f"bw{i}", user_id="bot-watch", item_id=f"t{i + 1:06d}", type="progress", fraction="0.5",
+                   watched_s="2000", ts=f"2024-01-06T{i // 6:02d}:{i % 6 * 10:02d}:00Z") for i in range(60)]
+    return rate + watch
+
+
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory, spark):
     """The tiny world plus a dirty CSV, ingested by both engines (catalog checked: unknown titles quarantined)."""
     root = tmp_path_factory.mktemp("parity")
     generate_world(WorldConfig.preset("tiny", seed=5), root / "world")
     first_id = pq.read_table(next((root / "world" / "events").glob("*.parquet")), columns=["event_id"]).column(0)[0]
-    dirty = write_csv(root / "dirty.csv", _dirty_rows(first_id.as_py()))
+    dirty = write_csv(root / "dirty.csv", _dirty_rows(first_id.as_py()) + _bot_rows())
     with open(dirty, "a", encoding="utf-8") as handle:
         handle.write("only,three,fields\r\n")  # a record the reader cannot parse (csv.writer ends lines so)
     reports = {}
@@ -120,13 +135,40 @@ def test_features_agree(stores):
         got = pq.read_table(root / "features-spark" / file)
         assert got.schema.remove_metadata() == expected.schema.remove_metadata()
         assert got.schema.metadata[b"as_of"] == expected.schema.metadata[b"as_of"]
-        for name in expected.column_names:
-            want, have = expected.column(name).to_pylist(), got.column(name).to_pylist()
-            if isinstance(next((v for v in want if v is not None), None), float):
-                assert all((a is None and b is None) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-                           for a, b in zip(want, have, strict=True)), name
-            else:
-                assert have == want, name
+        _assert_columns_agree(got, expected)
+
+
+def _assert_columns_agree(got, expected) -> None:
+    """Column for column, row for row; floats to 1e-9 (the engines sum in different orders)."""
+    for name in expected.column_names:
+        want, have = expected.column(name).to_pylist(), got.column(name).to_pylist()
+        if isinstance(next((v for v in want if v is not None), None), float):
+            assert all((a is None and b is None) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+                       for a, b in zip(want, have, strict=True)), name
+        else:
+            assert have == want, name
+
+
+def test_preprocess_agrees_table_for_table(stores):
+    root, _ = stores
+    settings = load_settings(data_dir=root, event_store={"type": "spark"}, preprocess=KCORE)
+    with DuckDBEventStore(DuckDBEventStoreConfig(), root / "events.duckdb") as duck, \
+            SparkEventStore(SparkEventStoreConfig(), root / "lake") as lake:
+        expected_report = run_preprocess(duck.con, settings.preprocess)
+        report = spark_preprocess(settings, lake)
+        for table in PREPROCESSED:
+            expected, got = duck.read(table), lake.read(table)
+            assert [(f.name, f.type) for f in got.schema] == [(f.name, f.type) for f in expected.schema], table
+            assert got.num_rows == expected.num_rows > 0, table
+            _assert_columns_agree(got, expected)
+    assert report.bot_reasons == {"event_rate": 1, "titles_per_hour": 1, "watch_time": 1}
+    assert len(report.kcore_rounds) > 1 and report.rating_scale == 5.0
+    timings = ("seconds", "step_seconds")
+    got_counts = {k: v for k, v in report.as_dict().items() if k not in timings}
+    want_counts = {k: v for k, v in expected_report.as_dict().items() if k not in timings}
+    assert got_counts.keys() == want_counts.keys()
+    for key, want in want_counts.items():
+        assert got_counts[key] == (pytest.approx(want, rel=1e-9) if isinstance(want, float) else want), key
 
 
 @pytest.fixture(scope="module")
@@ -175,15 +217,17 @@ def test_cli_runs_each_stage_on_spark(tmp_path, spark):
     result = runner.invoke(app, [*base, "features", "build", "--engine", "spark"], env=env)
     assert result.exit_code == 0, result.output
     assert pq.read_table(tmp_path / "d" / "features" / "users.parquet").num_rows > 0
-    # training reads preprocessed interactions, which `streamrec preprocess` writes into the DuckDB store
-    for args in (["ingest", str(world)], ["preprocess"], ["train", "--engine", "spark", "--models", "als",
-                                                            "--no-register"]):
-        result = runner.invoke(app, [*base, *args])
-        assert result.exit_code == 0, result.output
+    # preprocess --engine spark writes into the Spark store, as ingest does; train and recommend read it from there
+    result = runner.invoke(app, [*base, "preprocess", "--engine", "spark"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "d" / "lake" / "derived" / "current.json").is_file()
+    result = runner.invoke(app, [*base, "train", "--engine", "spark", "--models", "als", "--no-register"], env=env)
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "d" / "events.duckdb").exists()  # no stage fell back to the DuckDB store
     model = next((tmp_path / "d" / "models").glob("als-*[0-9]"))
     out = tmp_path / "recs.parquet"
     result = runner.invoke(app, [*base, "recommend", "--engine", "spark", "--model", str(model), "--k", "5",
-                                 "--out", str(out)])
+                                 "--out", str(out)], env=env)
     assert result.exit_code == 0, result.output
     recs = pq.read_table(out)
     assert recs.num_rows > 0 and set(recs.column("rank").to_pylist()) == {1, 2, 3, 4, 5}

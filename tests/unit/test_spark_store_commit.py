@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamrec.engines.spark.dialect import to_spark
-from streamrec.errors import BackendError, ConfigError
+from streamrec.errors import BackendError, ConfigError, DataError
 from streamrec.settings import SparkEventStoreConfig
 from streamrec.storage.events.spark import EVENTS_SCHEMA, SparkEventStore
 
@@ -53,6 +53,25 @@ def test_only_committed_batches_are_read_and_a_dead_writers_files_go(tmp_path):
         assert writer.counts()["events"] == 2 and writer.read("batches").column("batch_id").to_pylist() == [1]
 
 
+def test_derived_tables_are_read_from_the_recorded_version_and_a_dead_writers_version_goes(tmp_path):
+    root = tmp_path / "lake"
+    SparkEventStore(SparkEventStoreConfig(), root).close()
+    with pytest.raises(DataError, match="no table 'interactions'"):
+        SparkEventStore(SparkEventStoreConfig(), root, read_only=True).read("interactions")
+    for version, users in ((1, ["u1", "u2"]), (2, ["u9"])):  # version 2 written, its record never was
+        part = root / "derived" / f"v{version:06d}" / "interactions" / "part-00000.parquet"
+        part.parent.mkdir(parents=True)
+        pq.write_table(pa.table({"user_id": users, "weight": [1.0] * len(users)}), part)
+    record = {"version": 1, "tables": {"interactions": {
+        "files": ["derived/v000001/interactions/part-00000.parquet"], "rows": 2}}}
+    (root / "derived" / "current.json").write_text(json.dumps(record))
+    with SparkEventStore(SparkEventStoreConfig(), root, read_only=True) as reader:
+        assert reader.read("interactions", ["user_id"]).column(0).to_pylist() == ["u1", "u2"]
+    with SparkEventStore(SparkEventStoreConfig(), root) as writer:
+        assert not (root / "derived" / "v000002").exists() and (root / "derived" / "v000001").exists()
+        assert writer.read("interactions").num_rows == 2
+
+
 def test_one_writer_at_a_time(tmp_path):
     with SparkEventStore(SparkEventStoreConfig(), tmp_path / "lake"):
         with pytest.raises(BackendError, match="another process is writing"):
@@ -79,6 +98,12 @@ def test_read_only_needs_a_store_and_refuses_writes(tmp_path):
      "abs((CASE WHEN (c.genres) IS NULL THEN NULL ELSE size(c.genres) END)) <> double('infinity'))"),
     ("\"t_ts\" > (now() AT TIME ZONE 'UTC') + INTERVAL 300 SECOND", "`t_ts` > current_timestamp() + INTERVAL 300 SECOND"),
     ("'it''s \"quoted\"'", "'it''s \"quoted\"'"),
+    ("FROM e SEMI JOIN k USING (user_id) LEFT ANTI JOIN (SELECT user_id FROM b) USING (user_id)",
+     "FROM e LEFT SEMI JOIN k USING (user_id) LEFT ANTI JOIN (SELECT user_id FROM b) USING (user_id)"),
+    ("epoch_us(ts) // 3600000000", "unix_micros(CAST(ts AS TIMESTAMP)) div 3600000000"),
+    ("arg_max(rating, CAST(epoch_us(ts) AS HUGEINT))",
+     "max_by(rating, CAST(unix_micros(CAST(ts AS TIMESTAMP)) AS DECIMAL(38, 0)))"),
+    ("unnest(string_split(reason, ','))", "explode(split(reason, ','))"),
 ])
 def test_duckdb_sql_is_spoken_as_spark_sql(duckdb, spark):
     assert to_spark(duckdb) == spark

@@ -54,16 +54,11 @@ def register(app: typer.Typer) -> None:
                                              "\"spark\" does; default: the event_store setting"),
     ) -> None:
         """Validate and store events exactly once; invalid rows go to quarantine with their reason."""
+        from streamrec.engines import event_store_settings
         from streamrec.events.runner import ingest_paths
         from streamrec.storage.events import open_event_store
 
-        settings = settings_of(ctx)
-        if engine is not None:
-            from streamrec.engines import engine_of
-            from streamrec.settings import SparkEventStoreConfig
-
-            if engine_of(settings, engine) == "spark" and settings.event_store.type != "spark":
-                settings = settings.model_copy(update={"event_store": SparkEventStoreConfig()})
+        settings = event_store_settings(settings_of(ctx), engine)
         config = settings.ingest.model_copy(
             update={k: v for k, v in {"unknown_titles": unknown_titles, "unknown_users": unknown_users}.items() if v}
         )

@@ -11,18 +11,21 @@ from streamrec.cli.ui import console, summary_table
 from streamrec.errors import ConfigError
 
 
-def run(settings) -> "PreprocessReport":  # noqa: F821 (imported lazily)
-    """Run preprocessing on the configured event store and return its report."""
+def run(settings, engine: Optional[str] = None) -> "PreprocessReport":  # noqa: F821 (imported lazily)
+    """Run preprocessing on the configured event store (the Spark one with engine 'spark') and return its report."""
+    from streamrec.engines import event_store_settings
     from streamrec.preprocess.pipeline import run_preprocess
     from streamrec.storage.events import open_event_store
-    from streamrec.storage.events.duckdb import DuckDBEventStore
 
+    settings = event_store_settings(settings, engine)
     with open_event_store(settings) as store:
-        if not isinstance(store, DuckDBEventStore):
-            raise ConfigError(f"preprocess runs on the duckdb event store, not '{settings.event_store.type}'")
         if store.counts()["events"] == 0:
             raise ConfigError(f"{settings.event_store_path}: no events yet (run `streamrec ingest` first)")
-        return run_preprocess(store.con, settings.preprocess)
+        if settings.event_store.type == "spark":
+            from streamrec.engines.spark.run import preprocess
+
+            return preprocess(settings, store)
+        return run_preprocess(store.con, settings.preprocess)  # type: ignore[attr-defined]
 
 
 def print_report(report) -> None:
@@ -50,15 +53,18 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         min_user: Optional[int] = typer.Option(None, "--min-user", min=1, help="k-core: positives per user"),
         min_item: Optional[int] = typer.Option(None, "--min-item", min=1, help="k-core: positives per title"),
+        engine: Optional[str] = typer.Option(None, "--engine", help="spark: run on Spark, over and into the Spark "
+                                             "event store (DATA_DIR/lake), as event_store.type = \"spark\" does; "
+                                             "default: the event_store setting"),
     ) -> None:
         """Remove bots, weight each (user, title) by watch completion and ratings, apply k-core filtering.
 
-        Writes the tables interactions, impressions_only and bots into the event store, replacing the
-        previous ones in one transaction.
+        Writes the tables bots, sessions, interactions and impressions_only into the event store, replacing the
+        previous ones together (DuckDB: one transaction; Spark: one new version of the derived tables).
         """
         settings = settings_of(ctx)
         updates = {k: v for k, v in {"min_user_interactions": min_user, "min_item_interactions": min_item}.items()
                    if v is not None}
         if updates:
             settings = settings.model_copy(update={"preprocess": settings.preprocess.model_copy(update=updates)})
-        print_report(run(settings))
+        print_report(run(settings, engine))

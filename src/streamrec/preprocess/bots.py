@@ -72,11 +72,18 @@ def flag_bots(
     src = relation(source)
     output_name(output)
     require_columns(con, src, BOT_INPUT_COLUMNS)
+    return create_table(con, output, bots_query(src, cfg), temporary=temporary)
+
+
+def bots_query(source: str, cfg: PreprocessConfig) -> str:
+    """The query behind `flag_bots` (DuckDB SQL; the Spark engine runs it translated): one row per flagged user of
+    the relation `source` (columns BOT_COLUMNS), ordered by user_id."""
+    src = relation(source)
     window_us = int(cfg.bot_watch_window_s) * 1_000_000
     counted: list[str] = [t for t in cfg.bot_rate_types if t != "impression"] or ["_none_"]
     count_impressions = "true" if "impression" in cfg.bot_rate_types else "false"
     max_watched = sql_float(cfg.bot_max_watch_ratio * cfg.bot_watch_window_s)
-    query = f"""
+    return f"""
         WITH eligible AS (
             SELECT user_id, count(*) AS n_events, min(ts) AS first_ts, max(ts) AS last_ts
             FROM {src} GROUP BY user_id HAVING count(*) >= {int(cfg.bot_min_events)}
@@ -136,7 +143,6 @@ def flag_bots(
         FROM flagged WHERE reason <> ''
         ORDER BY user_id
     """
-    return create_table(con, output, query, temporary=temporary)
 
 
 def exclude_users(
@@ -151,8 +157,12 @@ def exclude_users(
     Returns:
         The name of the created view.
     """
-    src, bad = relation(source), relation(flagged)
     out = output_name(output)
     drop_temp(con, out)
-    con.execute(f"CREATE TEMP VIEW {out} AS SELECT * FROM {src} ANTI JOIN (SELECT user_id FROM {bad}) USING (user_id)")
+    con.execute(f"CREATE TEMP VIEW {out} AS {exclude_users_query(source, flagged)}")
     return out
+
+
+def exclude_users_query(source: str, flagged: str) -> str:
+    """The rows of `source` whose user_id is not in `flagged` (DuckDB SQL; the Spark engine runs it translated)."""
+    return f"SELECT * FROM {relation(source)} ANTI JOIN (SELECT user_id FROM {relation(flagged)}) USING (user_id)"

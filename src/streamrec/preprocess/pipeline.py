@@ -11,6 +11,7 @@ All four are replaced together or not at all: a failure rolls back and leaves th
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,9 +20,9 @@ import duckdb
 from streamrec.logs import get_logger
 from streamrec.preprocess._sql import drop_temp, relation, require_columns
 from streamrec.preprocess.bots import BOT_INPUT_COLUMNS, exclude_users, flag_bots
-from streamrec.preprocess.kcore import KCoreRound, kcore_filter
+from streamrec.preprocess.kcore import KCoreResult, KCoreRound, kcore_filter
 from streamrec.preprocess.sessions import session_summary, sessionize
-from streamrec.preprocess.weights import WEIGHT_INPUT_COLUMNS, compute_interactions
+from streamrec.preprocess.weights import WEIGHT_INPUT_COLUMNS, WeightResult, compute_interactions
 from streamrec.settings import PreprocessConfig
 
 log = get_logger(__name__)
@@ -120,13 +121,10 @@ def run_preprocess(con: duckdb.DuckDBPyConnection, cfg: PreprocessConfig, source
     owns_transaction = _begin(con)
     try:
         t0 = time.perf_counter()
-        events_in, users_in = con.execute(f"SELECT count(*), count(DISTINCT user_id) FROM {src}").fetchone()  # type: ignore[misc]
+        events_in, users_in = con.execute(input_counts_query(src)).fetchone()  # type: ignore[misc]
         flag_bots(con, src, cfg, output=BOTS_TABLE)
-        bot_users, bot_events = con.execute(f"SELECT count(*), coalesce(sum(n_events), 0) FROM {BOTS_TABLE}").fetchone()  # type: ignore[misc]
-        reason_rows = con.execute(
-            f"SELECT r, count(*) FROM (SELECT unnest(string_split(reason, ',')) AS r FROM {BOTS_TABLE}) "
-            "GROUP BY r ORDER BY r"
-        ).fetchall()
+        bot_users, bot_events = con.execute(bot_counts_query(BOTS_TABLE)).fetchone()  # type: ignore[misc]
+        reason_rows = con.execute(bot_reasons_query(BOTS_TABLE)).fetchall()
         clean = exclude_users(con, src, BOTS_TABLE, output=_CLEAN_VIEW)
         steps["bots"] = time.perf_counter() - t0
 
@@ -134,9 +132,7 @@ def run_preprocess(con: duckdb.DuckDBPyConnection, cfg: PreprocessConfig, source
         sessionized = sessionize(con, clean, cfg.session_gap_s, output=_SESSIONIZED)
         summary = session_summary(con, sessionized, output=_SESSION_SUMMARY)
         con.execute(f"CREATE OR REPLACE TABLE {SESSIONS_TABLE} AS SELECT * FROM {summary} ORDER BY user_id, session_seq")
-        n_sessions, median_session_s, events_per_session = con.execute(
-            f"SELECT count(*), coalesce(median(duration_s), 0), coalesce(avg(n_events), 0) FROM {SESSIONS_TABLE}"
-        ).fetchall()[0]
+        session_stats = con.execute(session_stats_query(SESSIONS_TABLE)).fetchone()
         drop_temp(con, _SESSION_SUMMARY)
         drop_temp(con, _SESSIONIZED)
         steps["sessions"] = time.perf_counter() - t0
@@ -166,7 +162,39 @@ def run_preprocess(con: duckdb.DuckDBPyConnection, cfg: PreprocessConfig, source
         if owns_transaction:
             con.rollback()
         raise
-    report = PreprocessReport(
+    report = make_report(source, (events_in, users_in, bot_users, bot_events), reason_rows, session_stats,
+                         weights, core, time.perf_counter() - started, steps)
+    log.debug("preprocess.done", **{k: v for k, v in report.as_dict().items() if isinstance(v, int | float)})
+    return report
+
+
+def input_counts_query(source: str) -> str:
+    """Events and distinct users of `source` (the queries here are shared with the Spark engine, translated)."""
+    return f"SELECT count(*), count(DISTINCT user_id) FROM {relation(source)}"
+
+
+def bot_counts_query(bots: str) -> str:
+    """Flagged users and the events excluding them removes."""
+    return f"SELECT count(*), coalesce(sum(n_events), 0) FROM {relation(bots)}"
+
+
+def bot_reasons_query(bots: str) -> str:
+    """(reason, flagged users with it), one row per reason, ordered by reason."""
+    return (f"SELECT r, count(*) FROM (SELECT unnest(string_split(reason, ',')) AS r FROM {relation(bots)}) "
+            "GROUP BY r ORDER BY r")
+
+
+def session_stats_query(sessions: str) -> str:
+    """Sessions, the median session length (s) and events per session."""
+    return f"SELECT count(*), coalesce(median(duration_s), 0), coalesce(avg(n_events), 0) FROM {relation(sessions)}"
+
+
+def make_report(source: str, counts: Sequence[Any], reason_rows: Sequence[Sequence[Any]], session_stats: Any,
+                weights: WeightResult, core: KCoreResult, seconds: float, steps: dict[str, float]) -> PreprocessReport:
+    """The report of a run from its query results: counts = (events_in, users_in, bot_users, bot_events)."""
+    events_in, users_in, bot_users, bot_events = counts
+    n_sessions, median_session_s, events_per_session = session_stats
+    return PreprocessReport(
         source=source,
         events_in=int(events_in),
         users_in=int(users_in),
@@ -186,8 +214,6 @@ def run_preprocess(con: duckdb.DuckDBPyConnection, cfg: PreprocessConfig, source
         titles_after_kcore=core.items_after,
         kcore_rounds=core.rounds,
         rating_scale=weights.rating_scale,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         step_seconds=steps,
     )
-    log.debug("preprocess.done", **{k: v for k, v in report.as_dict().items() if isinstance(v, int | float)})
-    return report

@@ -8,6 +8,8 @@ so the ids are deterministic and the same on every run over the same events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
 from streamrec.preprocess._sql import drop_temp, output_name, relation, require_columns
@@ -35,23 +37,30 @@ def sessionize(
     Returns:
         The name of the created view or table.
     """
-    if gap_s <= 0:
-        raise ValueError(f"gap_s must be > 0, got {gap_s}")
     src = relation(source)
     out = output_name(output)
-    require_columns(con, src, SESSION_INPUT_COLUMNS)
-    gap_us = round(gap_s * 1_000_000)
+    columns = require_columns(con, src, SESSION_INPUT_COLUMNS)
+    query = sessionize_query(src, columns, gap_s)
     kind = "TABLE" if materialize else "VIEW"
     drop_temp(con, out)
-    con.execute(
-        f"""
-        CREATE TEMP {kind} {out} AS
+    con.execute(f"CREATE TEMP {kind} {out} AS {query}")
+    return out
+
+
+def sessionize_query(source: str, columns: Sequence[str], gap_s: float) -> str:
+    """The query behind `sessionize` (DuckDB SQL; the Spark engine runs it translated): `columns` of `source`
+    plus session_seq and session_id."""
+    if gap_s <= 0:
+        raise ValueError(f"gap_s must be > 0, got {gap_s}")
+    gap_us = round(gap_s * 1_000_000)
+    kept = ", ".join(f'"{c}"' for c in columns)
+    return f"""
         WITH gaps AS (
             SELECT *,
                    epoch_us(ts) - lag(epoch_us(ts)) OVER (PARTITION BY user_id ORDER BY ts, event_id) AS _gap_us
-            FROM {src}
+            FROM {relation(source)}
         ), numbered AS (
-            SELECT * EXCLUDE (_gap_us),
+            SELECT {kept},
                    CAST(sum(CASE WHEN _gap_us IS NULL OR _gap_us > {gap_us} THEN 1 ELSE 0 END)
                         OVER (PARTITION BY user_id ORDER BY ts, event_id ROWS UNBOUNDED PRECEDING) AS INTEGER)
                        AS session_seq
@@ -59,8 +68,6 @@ def sessionize(
         )
         SELECT *, user_id || ':' || CAST(session_seq AS VARCHAR) AS session_id FROM numbered
         """
-    )
-    return out
 
 
 def session_summary(
@@ -81,12 +88,16 @@ def session_summary(
     out = output_name(output)
     require_columns(con, src, (*SESSION_INPUT_COLUMNS, "watched_s", "session_id", "session_seq"))
     drop_temp(con, out)
-    con.execute(
-        f"""
-        CREATE TEMP TABLE {out} AS
+    con.execute(f"CREATE TEMP TABLE {out} AS {session_summary_query(src)}")
+    return out
+
+
+def session_summary_query(sessionized: str) -> str:
+    """The query behind `session_summary` (DuckDB SQL; the Spark engine runs it translated)."""
+    return f"""
         WITH per_title AS (
             SELECT user_id, session_id, item_id, max(watched_s) AS watched_s
-            FROM {src} GROUP BY user_id, session_id, item_id
+            FROM {relation(sessionized)} GROUP BY user_id, session_id, item_id
         ), watched AS (
             SELECT session_id, coalesce(sum(watched_s), 0.0) AS watched_s FROM per_title GROUP BY session_id
         )
@@ -99,9 +110,7 @@ def session_summary(
                count(*) FILTER (WHERE s.type = 'play') AS n_plays,
                count(*) FILTER (WHERE s.type = 'complete') AS n_completes,
                any_value(w.watched_s) AS watched_s
-        FROM {src} s JOIN watched w USING (session_id)
+        FROM {relation(sessionized)} s JOIN watched w USING (session_id)
         GROUP BY s.user_id, s.session_id, s.session_seq
         ORDER BY s.user_id, s.session_seq
         """
-    )
-    return out

@@ -73,10 +73,22 @@ def rating_scale(con: duckdb.DuckDBPyConnection, source: str, cfg: PreprocessCon
     """The top of the rating scale: configured, else 5 if every rating in `source` is <= 5, else 10."""
     if cfg.rating_scale_max is not None:
         return float(cfg.rating_scale_max)
-    (top,) = con.execute(f"SELECT max(rating) FROM {relation(source)} WHERE type = 'rating'").fetchone()  # type: ignore[misc]
-    if top is None:
+    (top,) = con.execute(top_rating_query(source)).fetchone()  # type: ignore[misc]
+    return scale_of(top, cfg)
+
+
+def top_rating_query(source: str) -> str:
+    """The highest rating of the rating events in `source` (the input of `scale_of`)."""
+    return f"SELECT max(rating) FROM {relation(source)} WHERE type = 'rating'"
+
+
+def scale_of(top_rating: float | None, cfg: PreprocessConfig) -> float | None:
+    """The top of the rating scale given the highest rating seen: configured, else 5 or 10 (None: no ratings)."""
+    if cfg.rating_scale_max is not None:
+        return float(cfg.rating_scale_max)
+    if top_rating is None:
         return None
-    return 5.0 if top <= 5.0 else 10.0
+    return 5.0 if top_rating <= 5.0 else 10.0
 
 
 def weight_sql(cfg: PreprocessConfig, scale: float | None) -> str:
@@ -129,9 +141,32 @@ def compute_interactions(
     scale = rating_scale(con, src, cfg)
     pairs = "_pp_pairs"
     drop_temp(con, pairs)
-    con.execute(
-        f"""
-        CREATE TEMP TABLE {pairs} AS
+    con.execute(f"CREATE TEMP TABLE {pairs} AS {pairs_query(src)}")
+    create_table(con, output, interactions_query(pairs, cfg, scale), temporary=temporary)
+    create_table(
+        con,
+        impressions_output,
+        impressions_only_query(pairs),
+        temporary=temporary if impressions_temporary is None else impressions_temporary,
+    )
+    (n_pairs_acted,) = con.execute(f"SELECT count(*) FROM {pairs} WHERE n_events > 0").fetchone()  # type: ignore[misc]
+    (n_out,) = con.execute(f"SELECT count(*) FROM {output}").fetchone()  # type: ignore[misc]
+    (n_imp,) = con.execute(f"SELECT count(*) FROM {impressions_output}").fetchone()  # type: ignore[misc]
+    drop_temp(con, pairs)
+    return WeightResult(
+        interactions=output,
+        impressions_only=impressions_output,
+        n_interactions=int(n_out),
+        n_nonpositive=int(n_pairs_acted) - int(n_out),
+        n_impressions_only=int(n_imp),
+        rating_scale=scale,
+    )
+
+
+def pairs_query(source: str) -> str:
+    """One row per (user_id, item_id) of `source` with the aggregates the weight reads (DuckDB SQL; the Spark
+    engine runs it translated)."""
+    return f"""
         SELECT user_id, item_id,
                count(*) FILTER (WHERE type <> 'impression') AS n_events,
                count(*) FILTER (WHERE type = 'play') AS n_plays,
@@ -147,11 +182,16 @@ def compute_interactions(
                bool_or(type IN ('play', 'progress', 'complete', 'rating')) AS watched,
                bool_or(type = 'add_to_list') AS added_to_list,
                arg_max(rating, {_LAST_RATING_KEY}) FILTER (WHERE type = 'rating' AND rating IS NOT NULL) AS rating
-        FROM {src}
+        FROM {relation(source)}
         WHERE type IN ('impression', 'play', 'progress', 'complete', 'rating', 'add_to_list')
         GROUP BY user_id, item_id
         """
-    )
+
+
+def interactions_query(pairs: str, cfg: PreprocessConfig, scale: float | None) -> str:
+    """The weighted interactions (INTERACTION_COLUMNS, weight > 0, ordered by user_id, item_id) of a `pairs_query`
+    relation."""
+    pairs = relation(pairs)
     complete_fraction = sql_float(cfg.complete_fraction)
     weighted = f"""
         SELECT *, {weight_sql(cfg, scale)} AS weight FROM (
@@ -159,10 +199,7 @@ def compute_interactions(
             FROM {pairs} WHERE n_events > 0
         )
     """
-    create_table(
-        con,
-        output,
-        f"""
+    return f"""
         SELECT user_id, item_id, CAST(weight AS DOUBLE) AS weight, first_ts, last_ts,
                CAST(n_events AS BIGINT) AS n_events, CAST(n_plays AS BIGINT) AS n_plays,
                CAST(n_impressions AS BIGINT) AS n_impressions,
@@ -170,29 +207,14 @@ def compute_interactions(
                completed, added_to_list
         FROM ({weighted}) WHERE weight > 0
         ORDER BY user_id, item_id
-        """,
-        temporary=temporary,
-    )
-    create_table(
-        con,
-        impressions_output,
-        f"""
+        """
+
+
+def impressions_only_query(pairs: str) -> str:
+    """The shown-but-never-acted-on pairs (IMPRESSION_ONLY_COLUMNS) of a `pairs_query` relation."""
+    return f"""
         SELECT user_id, item_id, CAST(n_impressions AS BIGINT) AS n_impressions,
                first_impression_ts AS first_ts, last_impression_ts AS last_ts
-        FROM {pairs} WHERE n_events = 0
+        FROM {relation(pairs)} WHERE n_events = 0
         ORDER BY user_id, item_id
-        """,
-        temporary=temporary if impressions_temporary is None else impressions_temporary,
-    )
-    (n_pairs_acted,) = con.execute(f"SELECT count(*) FROM {pairs} WHERE n_events > 0").fetchone()  # type: ignore[misc]
-    (n_out,) = con.execute(f"SELECT count(*) FROM {output}").fetchone()  # type: ignore[misc]
-    (n_imp,) = con.execute(f"SELECT count(*) FROM {impressions_output}").fetchone()  # type: ignore[misc]
-    drop_temp(con, pairs)
-    return WeightResult(
-        interactions=output,
-        impressions_only=impressions_output,
-        n_interactions=int(n_out),
-        n_nonpositive=int(n_pairs_acted) - int(n_out),
-        n_impressions_only=int(n_imp),
-        rating_scale=scale,
-    )
+        """

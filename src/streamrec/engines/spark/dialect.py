@@ -1,7 +1,9 @@
-"""The shared SQL (validation rules, feature attributes) spoken by Spark: DuckDB's spelling turned into Spark SQL.
+"""The shared SQL (validation rules, feature attributes, preprocessing) spoken by Spark: DuckDB's spelling turned into
+Spark SQL.
 
-The rules and attributes are written once, as DuckDB SQL; this module rewrites the few constructs the two dialects
-spell differently (quoted identifiers, text casts, a handful of functions, backslashes in literals), so Spark runs
+The rules, attributes and preprocessing queries are written once, as DuckDB SQL; this module rewrites the few
+constructs the two dialects spell differently (quoted identifiers, text casts, a handful of functions, semi and anti
+joins, integer division, HUGEINT, backslashes in literals), so Spark runs
 the very same conditions. A construct missing here fails at Spark's analysis, naming the function, never silently.
 It also types raw staged values the way `events.rules.typed_expression` does, in Spark's functions.
 """
@@ -26,6 +28,8 @@ _CALLS: dict[str, str] = {
     "to_seconds": "make_dt_interval(0, 0, 0, {0})",
     "unnest": "explode({0})",
     "list_distinct": "array_distinct({0})",
+    "arg_max": "max_by({0})",
+    "string_split": "split({0})",
 }
 _NOW_UTC = re.compile(r"\(?\s*now\(\)\s+AT\s+TIME\s+ZONE\s+§\d+§\s*\)?", re.IGNORECASE)
 
@@ -48,6 +52,9 @@ def to_spark(sql: str) -> str:
     code = _NOW_UTC.sub("current_timestamp()", code)  # the session's time zone is UTC (engines.spark.session)
     code = re.sub(r'"([^"]+)"', r"`\1`", code)  # double quotes name columns in DuckDB, they are strings in Spark
     code = re.sub(r"\bAS\s+VARCHAR\b", "AS STRING", code, flags=re.IGNORECASE)
+    code = re.sub(r"\bHUGEINT\b", "DECIMAL(38, 0)", code, flags=re.IGNORECASE)
+    code = re.sub(r"(?<!LEFT )\b(SEMI|ANTI)\s+JOIN\b", r"LEFT \1 JOIN", code, flags=re.IGNORECASE)
+    code = re.sub(r"\s*//\s*", " div ", code)  # DuckDB's integer division
     code = _rewrite_calls(code)
     # Spark unescapes backslashes inside literals, DuckDB takes them as written; '' stays the quote's escape.
     return re.sub(r"§(\d+)§", lambda m: literals[int(m.group(1))].replace("\\", "\\\\"), code)

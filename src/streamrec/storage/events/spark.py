@@ -6,12 +6,15 @@ Layout under the store's folder (readable by any Parquet engine; a batch counts 
     quarantine/bNNNNNN-part-*.parquet                every rejected row: batch_id, source, row, field, reason ...
     batches/bNNNNNN.json                             the commit record: counts, report, the batch's files
     catalog/{titles,availability,users,tags}.parquet
+    derived/vNNNNNN/NAME/part-*.parquet              tables later stages write (`streamrec preprocess`: bots,
+    derived/current.json                             sessions, interactions, impressions_only), replaced together
 
 A batch is written by Spark into _tmp/, its files are renamed into place, and the commit record is written last
 (written to a temporary name, then renamed: atomic on POSIX). A writer that dies before that leaves files no record
 names; they are never read, and the next writer removes them. One writer at a time (a lock file); readers need no
 Spark: they read the committed files with pyarrow. The folder must be on a file system with atomic renames
-(local disk, or a shared POSIX mount the cluster's workers also see).
+(local disk, or a shared POSIX mount the cluster's workers also see). Derived tables follow the same rule: a new
+version is written into its own folder, and derived/current.json, written last, names the files of each table.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from streamrec.events.report import BatchReport
 from streamrec.events.schema import EVENT_ARROW_SCHEMA
 from streamrec.events.staging import detect_format
 from streamrec.logs import get_logger
+from streamrec.preprocess._sql import output_name
 from streamrec.settings import IngestConfig, SparkConfig, SparkEventStoreConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,7 +77,7 @@ class SparkEventStore:
             if not (self.path / "batches").is_dir():
                 raise ConfigError(f"{self.path}: no event store here yet (run `streamrec ingest` first)")
             return
-        for sub in ("events", "quarantine", "batches", "catalog"):
+        for sub in ("events", "quarantine", "batches", "catalog", "derived"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         self._lock = open(self.path / ".writer.lock", "w")
         try:
@@ -96,6 +100,10 @@ class SparkEventStore:
     def _recover(self) -> None:
         """Remove what a writer that died mid-batch left: its temporary folder and files no commit record names."""
         shutil.rmtree(self.path / "_tmp", ignore_errors=True)
+        current = self._derived().get("version", 0)
+        for folder in (self.path / "derived").glob("v*"):
+            if int(folder.name[1:]) > current:  # a version whose record was never written
+                shutil.rmtree(folder, ignore_errors=True)
         committed = {str(f) for kind in ("events", "quarantine") for f in self._files(kind)}
         for kind in ("events", "quarantine"):
             for file in (self.path / kind).rglob("*.parquet"):
@@ -230,6 +238,40 @@ class SparkEventStore:
             con.close()
         return written
 
+    def replace_tables(self, frames: Mapping[str, "DataFrame"]) -> dict[str, int]:
+        """Write Spark frames as derived tables (bots, interactions ...), replacing earlier versions of all of them
+        at once: into a new derived/vNNNNNN/, then derived/current.json (atomic) names their files. The version
+        before stays, for a reader still reading it; older ones are removed.
+
+        Returns:
+            Rows written per table.
+        """
+        self._writable()
+        clash = set(frames) & set(TABLES)
+        if clash:
+            raise DataError(str(self.path), f"derived tables cannot replace the store's own {sorted(clash)}")
+        before = self._derived()
+        version = before.get("version", 0) + 1
+        folder = self.path / "derived" / f"v{version:06d}"
+        shutil.rmtree(folder, ignore_errors=True)
+        tables = dict(before.get("tables", {}))
+        for name, frame in frames.items():
+            frame.write.option("compression", "zstd").parquet(str(folder / output_name(name)))
+            files = sorted((folder / name).glob("*.parquet"))  # part numbers follow the frame's order
+            tables[name] = {"files": [str(f.relative_to(self.path)) for f in files],
+                            "rows": sum(pq.ParquetFile(f).metadata.num_rows for f in files)}
+        record = {"version": version, "tables": tables}
+        _atomic_write(self.path / "derived" / "current.json", json.dumps(record))
+        used = {Path(f).parts[1] for r in (before, record) for t in r.get("tables", {}).values() for f in t["files"]}
+        for old in (self.path / "derived").glob("v*"):
+            if old.name not in used:
+                shutil.rmtree(old, ignore_errors=True)
+        return {name: tables[name]["rows"] for name in frames}
+
+    def _derived(self) -> dict[str, Any]:
+        record = self.path / "derived" / "current.json"
+        return json.loads(record.read_text()) if record.is_file() else {}
+
     def _writable(self) -> None:
         if self.read_only:
             raise ConfigError(f"{self.path}: the event store is open read-only")
@@ -247,6 +289,8 @@ class SparkEventStore:
             out = pa.Table.from_pylist(rows, BATCHES_SCHEMA)
         elif table in SCHEMAS:
             out = self._catalog(table)
+        elif table in (derived := self._derived().get("tables", {})):
+            out = pa.concat_tables([pq.read_table(self.path / f) for f in derived[table]["files"]])
         else:
             raise DataError(str(self.path), f"no table '{table}' in the event store")
         return out.select(columns) if columns else out
