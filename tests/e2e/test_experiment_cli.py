@@ -1,10 +1,12 @@
 """`streamrec experiment list|assign|analyze` on a real exposure log and a real MLflow registry: a clear lift ships,
 and `--promote` moves the winner's model to champion with the old champion kept as challenger; guardrails that fail
-or are unmeasured stop it."""
+or are unmeasured stop it. Without `--at`, a simulated log (days in the past) is analysed as of its end, one look per
+simulated day."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -14,10 +16,11 @@ from typer.testing import CliRunner
 from streamrec.cli.app import app
 from streamrec.experiments.assign import Assigner
 from streamrec.experiments.config import ExperimentConfig
-from streamrec.experiments.exposure import ExposureLog
+from streamrec.experiments.exposure import ExposureLog, read_log
 from streamrec.registry import Registry
 from streamrec.settings import RegistryConfig
 from tests.e2e.test_registry_cli import write_saved_model
+from tests.helpers import served_world
 
 runner = CliRunner()
 START = datetime(2026, 5, 1)
@@ -89,3 +92,39 @@ def test_a_clear_lift_with_guardrails_holding_ships_and_promotes_the_winner(data
     registry = Registry(RegistryConfig(), data_dir)
     assert registry.resolve("champion") == 2 and registry.resolve("challenger") == 1
     assert (tmp_path / "r.html").read_text().count("<img") >= 1
+
+
+SIMULATED = {"name": "diversity", "primary_metric": "play_rate",
+             "variants": [{"name": "control"}, {"name": "treatment", "diversity": 0.5}]}
+
+
+@pytest.fixture(scope="module")
+def simulated_dir(tiny_world_store, tmp_path_factory):
+    """Three simulated days (the tiny world's, in 2024) of viewers served under SIMULATED, in process."""
+    root = tmp_path_factory.mktemp("simulated-ab")
+    served_world(tiny_world_store, root, {"v1": 5})
+    args = ["--data-dir", str(root), "simulate", "--days", "3", "--users", "80", "--seed", "1", "--world",
+            str(tiny_world_store.parent / "world"), "--model", str(root / "v1"), "--out", str(root / "sim.parquet")]
+    r = runner.invoke(app, args, env={"STREAMREC_EXPERIMENTS": json.dumps([SIMULATED])})
+    assert r.exit_code == 0, r.output
+    return root
+
+
+def test_without_at_a_simulated_log_is_analysed_as_of_its_end_one_look_per_day_of_data(simulated_dir):
+    def analyze(*at):
+        env = {"COLUMNS": "200", "STREAMREC_EXPERIMENTS": json.dumps([SIMULATED])}
+        r = runner.invoke(app, ["--data-dir", str(simulated_dir), "experiment", "analyze", "diversity", *at], env=env)
+        assert r.exit_code == 0, r.output
+        title, rest = r.output.split("\n", 1)  # the title names the analysis time
+        return re.search(r"as of (\S+ \S+) \((\d+) looks of 14 planned\)", title).groups(), rest
+
+    ts = read_log(simulated_dir / "experiments" / "exposures", "diversity")["ts"].to_pylist()
+    days = sorted({t.date() for t in ts})  # the world's next 3 days, and late sessions spilling past midnight
+    assert days[:3] == [datetime(2024, 1, 15 + d).date() for d in range(3)] and len(days) <= 4
+    assert ts[-1] < datetime(2024, 1, 18, 6)
+    looks = str(len(days))
+    (when, counted), output = analyze()  # not years of daily looks up to today's wall clock
+    assert when == f"{ts[-1]:%Y-%m-%d %H:%M}" and counted == looks
+    end = (ts[-1] + timedelta(seconds=1)).replace(microsecond=0)
+    assert analyze("--at", end.isoformat()) == ((f"{end:%Y-%m-%d %H:%M}", looks), output)
+    assert analyze("--at", "2030-01-01T00:00:00") == (("2030-01-01 00:00", looks), output)  # no looks without data

@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings, strategies as st
 from scipy import stats as sps
@@ -300,3 +301,32 @@ def test_analyze_blocks_on_sample_ratio_mismatch():
     result = analyze(log, AnalysisPlan("exp", {"a": 1.0, "b": 1.0}, min_users_per_variant=10), T0 + timedelta(days=4))
     assert result.srm.blocked and result.decision.verdict is Verdict.DONT_SHIP
     assert "sample-ratio mismatch" in result.decision.reasons[0]
+
+
+def test_the_looks_are_the_days_with_data_whatever_the_configured_start_and_the_analysis_time():
+    log = make_log(users=800, days=5, lift=0.2, seed=10)
+    day = pc.strftime(log["ts"], "%Y-%m-%d")
+    log = log.filter(pc.and_(pc.not_equal(day, "2024-03-03"), pc.less(day, "2024-03-06")))  # a day without traffic
+    newest = max(log["ts"].to_pylist())
+    plan = AnalysisPlan("exp", {"a": 1.0, "b": 1.0}, min_users_per_variant=10, start=T0 - timedelta(days=700))
+    data_days = sorted({t.date() for t in log["ts"].to_pylist() if t >= T0})  # from the first exposure's day on
+    assert len(data_days) == 4  # 1, 2, 4 and 5 March
+    as_of_end = analyze(log, plan)  # at: just after the newest row, not the wall clock
+    assert as_of_end.at == newest + timedelta(microseconds=1)
+    assert [t.isoformat() for t in as_of_end.looks] == ["2024-03-02T00:00:00", "2024-03-03T00:00:00",
+                                                        "2024-03-05T00:00:00", as_of_end.at.isoformat()]
+    years_later = analyze(log, plan, T0 + timedelta(days=1000))  # an explicit late `at` adds no empty looks either
+    assert years_later.looks[:-1] == as_of_end.looks[:-1] and years_later.planned_looks == as_of_end.planned_looks
+    for late, end in zip(years_later.comparisons, as_of_end.comparisons):
+        # the same data (DuckDB's parallel sums may differ in the last bits)
+        assert (late.diff, late.p_value, late.p_sequential, late.seq_low) == pytest.approx(
+            (end.diff, end.p_value, end.p_sequential, end.seq_low), rel=1e-9)
+    assert years_later.decision == as_of_end.decision and years_later.users == as_of_end.users
+
+
+def test_calibrated_pvalues_from_one_calibration_match_the_function():
+    rng = np.random.default_rng(11)
+    diffs, variances = rng.normal(0.02, 0.05, 9), np.linspace(0.004, 0.0005, 9)
+    cal = seq.calibrate(variances, 0.01, 14, simulations=3000)
+    assert np.array_equal(cal.running_pvalues(seq.msprt_lambda(diffs, variances, 0.01)),
+                          seq.calibrated_pvalues(diffs, variances, 0.01, 14, simulations=3000))

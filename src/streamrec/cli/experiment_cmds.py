@@ -4,7 +4,7 @@ decision and report (analyze), which can promote a shipped variant's model to ch
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Optional
 
@@ -76,7 +76,8 @@ def assign(ctx: typer.Context, user: str, region: Optional[str] = typer.Option(N
 def analyze(
     ctx: typer.Context,
     name: str,
-    at: Optional[datetime] = typer.Option(None, help="analysis time (default: now, UTC)"),
+    at: Optional[datetime] = typer.Option(None, help="analysis time, UTC (default: just after the log's newest "
+                                                     "row: a simulated or finished experiment as of its end)"),
     report: Optional[Path] = typer.Option(None, help="HTML report (default: DATA_DIR/reports/experiment-NAME.html)"),
     guardrail_values: Optional[Path] = typer.Option(None, help="JSON {variant: {metric: value}} measured by "
                                                                "serving (latency_p99_ms, error_rate, coverage)"),
@@ -93,9 +94,7 @@ def analyze(
     experiment = _experiment(settings, name)
     log = read_log(settings.data_dir / "experiments" / "exposures", name)
     values = json.loads(guardrail_values.read_text()) if guardrail_values else None
-    when = (at or datetime.now(UTC)).replace(tzinfo=None) if at is None or at.tzinfo is None else \
-        at.astimezone(UTC).replace(tzinfo=None)
-    result = run_analysis(log, plan_of(experiment), when, values)
+    result = run_analysis(log, plan_of(experiment), at, values)  # at None: as of the log's end
     print_analysis(result)
     path = write_report(result, report or settings.data_dir / "reports" / f"experiment-{name}.html")
     console.print(f"report: {path}")
@@ -158,8 +157,7 @@ def demo_ab(settings, control_model: str, treatment_model: str, world: Path, day
     finally:
         transport.close()
     console.print(day_table(result, "in process, both variants"))
-    at = result.log.column("ts").to_pylist()[-1] + timedelta(seconds=1)
     looks = len({t.date() for t in result.log.column("ts").to_pylist()})  # late sessions spill past midnight
     analysis = run_analysis(result.log, plan_of(experiment, guardrails=(), min_users_per_variant=100,
-                                                planned_days=looks), at)
+                                                planned_days=looks))  # as of the log's end
     print_analysis(analysis)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -108,14 +108,16 @@ class AnalysisResult:
         return next(c for c in self.comparisons if c.metric == metric and c.variant == variant)
 
 
-def analyze(log: pa.Table, plan: AnalysisPlan, at: datetime,
+def analyze(log: pa.Table, plan: AnalysisPlan, at: datetime | None = None,
             guardrail_values: Mapping[str, Mapping[str, float]] | None = None) -> AnalysisResult:
-    """Analyse one experiment as of `at`, looking once per day since its start (and at `at`).
+    """Analyse one experiment as of `at`, looking once per day of data since its first exposure (see `daily_looks`).
 
     Args:
         log: the exposure/outcome log (streamrec.experiments.exposure.SCHEMA); other experiments' rows are ignored.
         plan: the experiment's analysis plan.
-        at: the analysis time; nothing at or after it is read (naive datetimes are UTC).
+        at: the analysis time; nothing at or after it is read (naive datetimes are UTC). None: just after the
+            experiment's newest row (the data's clock: a simulated or finished experiment is read as of its end,
+            not as of today).
         guardrail_values: variant → guardrail metric → observed value (from serving's metrics), for the decision.
 
     Returns:
@@ -124,15 +126,17 @@ def analyze(log: pa.Table, plan: AnalysisPlan, at: datetime,
     Raises:
         DataError: nobody was exposed to the experiment before `at`.
     """
-    at = naive_utc(at)
     query = OutcomeQuery(log)
     try:
         first = query.first_exposure(plan.name)
-        if first is None or first >= at:
+        if first is None:
+            raise DataError("experiment log", f"no exposure to experiment '{plan.name}' in the log")
+        at = naive_utc(at) if at is not None else query.newest_row(plan.name) + timedelta(microseconds=1)
+        if first >= at:
             raise DataError("experiment log", f"no exposure to experiment '{plan.name}' before {at.isoformat()}")
         start = naive_utc(plan.start) if plan.start else datetime(first.year, first.month, first.day)
         planned = (max(1, math.ceil((naive_utc(plan.end) - start) / DAY)) if plan.end else plan.planned_days)
-        looks = [start + DAY * i for i in range(1, 10_000) if start + DAY * i < at] + [at]
+        looks = daily_looks(query.days_with_rows(plan.name, first, at), at)
         tables = [query.at(plan.name, t, plan.attribution_window, plan.pre_period) for t in looks]
     finally:
         query.close()
@@ -149,7 +153,7 @@ def analyze(log: pa.Table, plan: AnalysisPlan, at: datetime,
         tau2 = _tau2(plan, key[1], variances, planned)
         corr = look_correlations(per_look, tests, key)
         cal = seq.calibrate(variances, tau2, planned, corr)
-        p_cal = seq.calibrated_pvalues(diffs, variances, tau2, planned, corr)
+        p_cal = cal.running_pvalues(seq.msprt_lambda(diffs, variances, tau2))
         p_av = seq.always_valid_pvalues(diffs, variances, tau2)
         half = seq.confidence_halfwidth(variances, tau2, cal.threshold(plan.alpha))
         for i, (t, s) in enumerate(zip(looks, series)):
@@ -184,6 +188,19 @@ def analyze(log: pa.Table, plan: AnalysisPlan, at: datetime,
             cuped_info[m] = (c.theta, c.variance_reduction)
     return AnalysisResult(plan, at, start, looks, planned, users, excluded, variants, comparisons, srm, cuped_info,
                           over_time, decision, {v: dict(g) for v, g in (guardrail_values or {}).items()})
+
+
+def daily_looks(days: list[date], at: datetime) -> list[datetime]:
+    """The looks of an analysis at `at`: one at the end of each day that has rows (midnight after it), the last of
+    them at `at` itself. A day without rows adds nothing a look could see, so it is no look: the count is the days
+    the experiment ran, however far back its configured start or however late `at` is.
+
+    Args:
+        days: the UTC days with rows of the experiment before `at`, from its first exposure's day (sorted).
+        at: the analysis time (naive UTC), after the first exposure.
+    """
+    ends = [datetime(d.year, d.month, d.day) + DAY for d in days]
+    return sorted({min(end, at) for end in ends[:-1]} | {at})
 
 
 def user_columns(table: pa.Table, plan: AnalysisPlan) -> tuple[dict[str, np.ndarray], dict[str, int]]:

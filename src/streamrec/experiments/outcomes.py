@@ -23,7 +23,7 @@ Definitions (one place, used by the analysis, its tests and the benchmark):
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import duckdb
 import pyarrow as pa
@@ -111,6 +111,18 @@ class OutcomeQuery:
         rows = self.con.sql("SELECT min(ts) FROM log_view WHERE type = 'exposure' AND experiment = $name",
                             params={"name": experiment}).fetchall()
         return rows[0][0] if rows else None
+
+    def newest_row(self, experiment: str) -> datetime | None:
+        """The time of the newest row the analysis of `experiment` reads (its rows and null-experiment rows)."""
+        return self.con.sql("SELECT max(ts) FROM log_view WHERE experiment = $name OR experiment IS NULL",
+                            params={"name": experiment}).fetchall()[0][0]
+
+    def days_with_rows(self, experiment: str, since: datetime, until: datetime) -> list[date]:
+        """The UTC days with rows the analysis of `experiment` reads in [since, until), oldest first."""
+        rows = self.con.sql("SELECT DISTINCT CAST(ts AS DATE) AS day FROM log_view WHERE (experiment = $name OR "
+                            "experiment IS NULL) AND ts >= $since AND ts < $until ORDER BY day",
+                            params={"name": experiment, "since": naive_utc(since), "until": naive_utc(until)})
+        return [r[0] for r in rows.fetchall()]
 
     def at(self, experiment: str, cutoff: datetime, attribution_window: timedelta = timedelta(hours=24),
            pre_period: timedelta = timedelta(days=14)) -> pa.Table:

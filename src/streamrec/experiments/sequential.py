@@ -77,6 +77,13 @@ class Calibration:
         above = len(self.max_lambda) - np.searchsorted(self.max_lambda, observed_max, side="left")
         return float((above + 1) / (len(self.max_lambda) + 1))
 
+    def running_pvalues(self, lam: np.ndarray) -> np.ndarray:
+        """p_k = P_H0(max Λ ≥ max_{j≤k} Λ_j) for the Λ of every look so far (monotone non-increasing)."""
+        running = np.maximum.accumulate(np.atleast_1d(np.asarray(lam, dtype=np.float64)))
+        above = len(self.max_lambda) - np.searchsorted(self.max_lambda, running, side="left")
+        out = np.where(running > 1.0, (above + 1) / (len(self.max_lambda) + 1), 1.0)
+        return np.minimum.accumulate(np.minimum(out, 1.0))
+
     def threshold(self, alpha: float) -> float:
         """The critical value c with P_H0(max Λ ≥ c) ≈ α (the rejection boundary of the calibrated test)."""
         return float(np.quantile(self.max_lambda, 1.0 - alpha))
@@ -161,11 +168,8 @@ def calibrated_pvalues(diffs: np.ndarray, variances: np.ndarray, tau2: float, pl
 
     The calibration uses every look given, so call it with the looks up to the one being read.
     """
-    lam = msprt_lambda(diffs, variances, tau2)
-    cal = calibrate(variances, tau2, planned_looks, corr, simulations, seed)
-    running = np.maximum.accumulate(lam)
-    out = np.array([cal.pvalue(m) if m > 1.0 else 1.0 for m in running])
-    return np.minimum.accumulate(np.minimum(out, 1.0))
+    return calibrate(variances, tau2, planned_looks, corr, simulations, seed).running_pvalues(
+        msprt_lambda(diffs, variances, tau2))
 
 
 def confidence_halfwidth(var: np.ndarray | float, tau2: float, threshold: float) -> np.ndarray:

@@ -5,7 +5,6 @@ fixed-horizon intervals and the sequential confidence sequence, the sample-ratio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +70,8 @@ def analyse(log: pa.Table, plan: Any, configured: bool,
                         f"primary metric {plan.primary_metric}")
     if log.num_rows == 0 or pc.sum(pc.equal(log["type"], "exposure")).as_py() in (None, 0):
         return jsonable({**base, "status": "no exposures", "message": "nobody exposed yet"})
-    at = log["ts"][-1].as_py() + timedelta(seconds=1)  # as of the newest row (the data's clock, not the wall's)
-    try:
-        result = analyze(log, plan, at, guardrail_values)
+    try:  # as of the newest row (at None: the data's clock, not the wall's)
+        result = analyze(log, plan, None, guardrail_values)
     except (DataError, ValueError) as exc:
         return jsonable({**base, "status": "error", "message": str(exc)})
     over_time: dict[str, dict[str, dict[str, list]]] = {}
