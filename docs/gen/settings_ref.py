@@ -116,7 +116,7 @@ def render() -> str:
     parts = [
         "# Configuration reference",
         "",
-        "Generated from the pydantic models in `src/streamrec/settings.py` (and `streamrec/monitoring/config.py` "
+        "Generated from the pydantic models in `src/streamrec/settings/` (and `streamrec/monitoring/config.py` "
         "for `streamrec monitor --thresholds`) on every build of this site, so it cannot drift from the code.",
         "",
         "Settings come from `streamrec.toml` in the working directory (or `--config FILE`, or `$STREAMREC_CONFIG`), "
