@@ -20,9 +20,9 @@ def section() -> str:
     rows = [[stage, f"{test['builtin'][stage]:.4f}", f"{test['builtin+selected'][stage]:.4f}",
              f"{test['builtin+selected'][stage] / test['builtin'][stage] - 1:+.2%}"] for stage in test["builtin"]]
     selected = ", ".join(f"`{n}`" for n in s["selected"])
-    outcome = (f"Selected {len(s['selected'])} of {len(s['candidates'])} candidates: {selected}."
+    outcome = (f"Selection kept {len(s['selected'])} of {len(s['candidates'])} candidates: {selected}."
                if s["selected"] else
-               f"Nothing was selected: none of the {len(s['steps'])} candidates tried raised validation NDCG@10 by "
+               f"Selection kept none: none of the {len(s['steps'])} candidates tried raised validation NDCG@10 by "
                f"more than {c['tolerance']} and {c['min_z']:g} standard error(s), so the pipeline keeps the built-in "
                "features.")
     p = s["periods"]
@@ -49,9 +49,10 @@ def section() -> str:
         "",
         table(["stage", "built-in features", "built-in + selected", "change"], rows),
         "",
-        (f"Paired over {paired['users']:,} test users, ranked pipeline NDCG@10 changes by {paired['mean']:+.4f} "
-         f"± {paired['stderr']:.4f} (better for {paired['better']:,} users, worse for {paired['worse']:,})."
-         if s["selected"] else "With nothing selected both columns are the same ranker (evaluated once)."),
+        (f"On the test period, paired over {paired['users']:,} users, ranked pipeline NDCG@10 changes by "
+         f"{paired['mean']:+.4f} ± {paired['stderr']:.4f} (better for {paired['better']:,} users, worse for "
+         f"{paired['worse']:,})." if s["selected"] else
+         "On the test period both columns are the same ranker (nothing selected; evaluated once)."),
         "",
     ]
     return "\n".join(lines)
