@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from streamrec.errors import DataError
-from streamrec.experiments.outcomes import OUTCOME_SCHEMA, user_outcomes
+from streamrec.experiments.outcomes import OUTCOME_SCHEMA, OutcomeQuery, user_outcomes
 
 T0 = datetime(2024, 3, 1)
 # the exposure/outcome log's layout (streamrec.experiments.exposure writes it)
@@ -169,3 +169,73 @@ def test_counts_grow_with_the_cutoff_and_plays_never_exceed_impressions_plus_req
             assert b[u][c] >= r[c] - 1e-9
         assert r["pre_plays"] == b[u]["pre_plays"]  # the pre-period is fixed by the first exposure
         assert r["plays"] >= 0 and r["watch_minutes"] >= 0
+
+
+def assert_looks_match_single_cutoffs(log: pa.Table, cutoffs: list[datetime], **kwargs) -> None:
+    """at_looks (one pass) gives, for every look, exactly the table `at` gives for that cutoff alone."""
+    query = OutcomeQuery(log)
+    try:
+        got = query.at_looks("exp", cutoffs, **kwargs)
+        want = [query.at("exp", c, **kwargs) for c in cutoffs]
+    finally:
+        query.close()
+    assert len(got) == len(want)
+    for cutoff, g, w in zip(cutoffs, got, want):
+        assert g.schema == OUTCOME_SCHEMA and g.num_rows == w.num_rows, cutoff
+        for column in OUTCOME_SCHEMA.names:
+            if column.endswith("minutes"):
+                np.testing.assert_allclose(g[column].to_numpy(), w[column].to_numpy(), rtol=1e-12, atol=1e-9)
+            else:
+                assert g[column].to_pylist() == w[column].to_pylist(), (cutoff, column)
+
+
+EDGE_LOG = [
+    # u1: pre-period rows (one play outside the 14-day pre-period), then exposure under a, later b (two looks later)
+    row(-24 * 20, "u1", "play", "old", experiment=None), row(-24 * 20 + 1, "u1", "progress", "old", watched=50.0,
+                                                              experiment=None),
+    row(-30, "u1", "play", "x", experiment=None), row(-29, "u1", "complete", "x", watched=1200, experiment=None),
+    row(0, "u1", "exposure", request="q1"), row(0.1, "u1", "impression", "y", request="q1"),
+    row(1, "u1", "play", "y"), row(1.5, "u1", "progress", "y", watched=300),
+    row(23, "u1", "progress", "y", watched=200),  # lower position: the running max keeps 300
+    row(25, "u1", "progress", "y", watched=900),  # straddles the day-1 cutoff: the play gains at the next look
+    row(26, "u1", "play", "y", request="q1"), row(27, "u1", "progress", "y", watched=60),  # second play of y
+    row(50, "u1", "exposure", variant="b", request="q1b"),
+    row(51, "u1", "play", "z", request="q1b"),  # attributed by the second exposure's request id
+    row(52, "u1", "exposure", variant="b", request="q1c"),
+    # u2: duplicate rows, exposed on day 2 with a pre-period
+    row(30, "u2", "play", "k", experiment=None), row(31, "u2", "progress", "k", watched=100.0, experiment=None),
+    row(49, "u2", "exposure", request="q2", variant="b"), row(49, "u2", "exposure", request="q2", variant="b"),
+    row(49.5, "u2", "impression", "k", request="q2"), row(49.5, "u2", "impression", "k", request="q2"),
+    row(50, "u2", "play", "k", request="q2"), row(50, "u2", "play", "k", request="q2"),
+    row(50, "u2", "play", "k", request="q2", experiment=None),
+    row(70, "u2", "complete", "k", watched=1800), row(70, "u2", "complete", "k", watched=1800),
+    # u3: nothing on day 3 (no look there), exposed on day 4 with a null variant, on day 5 under a
+    row(97, "u3", "exposure", variant=None), row(122, "u3", "exposure", variant="a"),
+    row(98.5, "u3", "play", "m", request="none"),  # not attributed
+    row(99, "u3", "exposure", experiment="other"),  # another experiment
+    row(100, "u4", "play", "k"),  # never exposed
+]
+
+
+@pytest.mark.parametrize("hours", [[24, 48, 72, 96, 120, 144], [12, 24.5, 50.5, 51, 75, 100], [1000], [0, 200]])
+def test_every_look_matches_its_single_cutoff_on_edge_cases(hours: list[float]):
+    assert_looks_match_single_cutoffs(table(EDGE_LOG), [T0 + timedelta(hours=h) for h in hours])
+    assert_looks_match_single_cutoffs(table(EDGE_LOG), [T0 + timedelta(hours=h) for h in hours],
+                                      attribution_window=timedelta(hours=2), pre_period=timedelta(days=1))
+
+
+def test_at_looks_follows_the_order_of_its_cutoffs_and_takes_aware_times():
+    cutoffs = [T0 + timedelta(days=3), T0 + timedelta(days=1), T0 + timedelta(days=3)]
+    assert_looks_match_single_cutoffs(table(EDGE_LOG), cutoffs)
+    query = OutcomeQuery(table(EDGE_LOG))
+    aware = [c.replace(tzinfo=timezone.utc) for c in cutoffs]
+    assert [t.to_pylist() for t in query.at_looks("exp", aware)] == [
+        t.to_pylist() for t in query.at_looks("exp", cutoffs)]
+    assert query.at_looks("exp", []) == []
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), cuts=st.lists(st.floats(0.2, 7.0), min_size=1, max_size=6))
+def test_every_look_matches_its_single_cutoff_on_simulated_logs(seed: int, cuts: list[float]):
+    log = make_log(users=80, days=6, seed=seed)
+    assert_looks_match_single_cutoffs(log, sorted(T0 + timedelta(days=c) for c in cuts))

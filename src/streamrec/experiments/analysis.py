@@ -137,7 +137,7 @@ def analyze(log: pa.Table, plan: AnalysisPlan, at: datetime | None = None,
         start = naive_utc(plan.start) if plan.start else datetime(first.year, first.month, first.day)
         planned = (max(1, math.ceil((naive_utc(plan.end) - start) / DAY)) if plan.end else plan.planned_days)
         looks = daily_looks(query.days_with_rows(plan.name, first, at), at)
-        tables = [query.at(plan.name, t, plan.attribution_window, plan.pre_period) for t in looks]
+        tables = query.at_looks(plan.name, looks, plan.attribution_window, plan.pre_period)
     finally:
         query.close()
     per_look = [user_columns(t, plan)[0] for t in tables]

@@ -26,6 +26,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from streamrec.errors import DataError
@@ -90,6 +91,91 @@ LEFT JOIN per_user w ON w.user_id = x.user_id
 ORDER BY x.user_id
 """
 
+# Every look in one pass: each row gets the index k of the first look it counts in (the first cutoff after it; a
+# user's rows before their first exposure's look count from that look on), increments are aggregated per (user, k)
+# and summed over looks. Exact because each definition of _SQL only grows with the cutoff: the first exposure and the
+# pre-period are fixed once a user is in (the variant once it is non-null), a play's attribution reads only rows at
+# or before it, and the play a progress row belongs to only earlier plays (so only each play's running max of
+# watched_s moves).
+_LOOKS_SQL = """
+WITH exp_rows AS (
+    SELECT l.ts, l.user_id, l.variant, l.request_id, c.k FROM (
+        SELECT * FROM log_view WHERE type = 'exposure' AND experiment = $name) l
+    ASOF JOIN look_cutoffs c ON l.ts < c.cutoff
+), exposed AS (  -- arg_min skips null variants: a user's variant is null until their first non-null one
+    SELECT user_id, arg_min(variant, ts) AS variant, min(ts) AS first_exposure, min(k) AS k0,
+           min(k) FILTER (WHERE variant IS NOT NULL) AS k_variant
+    FROM exp_rows GROUP BY user_id
+), exposure_inc AS (
+    SELECT user_id, k, count(*) AS exposures FROM exp_rows GROUP BY user_id, k
+), variant_inc AS (  -- a distinct variant counts from the look of its first exposure
+    SELECT user_id, k, count(*) AS variants FROM (
+        SELECT user_id, variant, min(k) AS k FROM exp_rows WHERE variant IS NOT NULL GROUP BY user_id, variant)
+    GROUP BY user_id, k
+), ev_all AS (
+    SELECT DISTINCT l.ts, l.user_id, l.type, l.item_id, l.request_id, l.watched_s, x.first_exposure, x.k0
+    FROM log_view l JOIN exposed x ON l.user_id = x.user_id
+    WHERE l.type IN ('impression', 'play', 'progress', 'complete')
+      AND (l.experiment = $name OR l.experiment IS NULL)
+      AND l.ts >= x.first_exposure - $pre
+), ev AS (
+    SELECT e.ts, e.user_id, e.type, e.item_id, e.request_id, e.watched_s, e.first_exposure,
+           greatest(c.k, e.k0) AS k
+    FROM ev_all e ASOF JOIN look_cutoffs c ON e.ts < c.cutoff
+), plays AS (
+    SELECT ts, user_id, item_id, request_id, first_exposure, k FROM ev WHERE type = 'play'
+), shown AS (
+    SELECT ts, user_id, item_id, request_id FROM ev WHERE type = 'impression' AND ts >= first_exposure
+    UNION ALL
+    SELECT r.ts, r.user_id, NULL, r.request_id FROM exp_rows r
+), play_inc AS (
+    SELECT p.user_id, p.k, count(*) AS plays FROM plays p
+    WHERE p.ts >= p.first_exposure AND EXISTS (
+        SELECT 1 FROM shown s WHERE s.user_id = p.user_id AND s.ts <= p.ts AND p.ts < s.ts + $window
+          AND (s.item_id = p.item_id OR (p.request_id IS NOT NULL AND s.request_id = p.request_id)))
+    GROUP BY p.user_id, p.k
+), watched AS (  -- per play and look: the largest watched_s of its rows first counted at that look
+    SELECT p.user_id, p.item_id, p.ts AS play_ts, p.first_exposure, w.k, max(w.watched_s) AS watched_s
+    FROM (SELECT * FROM ev WHERE type IN ('progress', 'complete') AND watched_s IS NOT NULL) w
+    ASOF JOIN plays p ON w.user_id = p.user_id AND w.item_id = p.item_id AND w.ts >= p.ts
+    GROUP BY p.user_id, p.item_id, p.ts, p.first_exposure, w.k
+), running AS (
+    SELECT *, max(watched_s) OVER (PARTITION BY user_id, item_id, play_ts ORDER BY k) AS best FROM watched
+), gains AS (  -- how much each look raises its play's watch time (they add up to the running max)
+    SELECT user_id, k, play_ts >= first_exposure AS after_exposure,
+           best - coalesce(lag(best) OVER (PARTITION BY user_id, item_id, play_ts ORDER BY k), 0) AS gain
+    FROM running
+), watch_inc AS (
+    SELECT user_id, k, sum(gain) FILTER (WHERE after_exposure) AS watch_s,
+           sum(gain) FILTER (WHERE NOT after_exposure) AS pre_watch_s
+    FROM gains GROUP BY user_id, k
+), count_inc AS (
+    SELECT user_id, k,
+           count(*) FILTER (WHERE type = 'impression' AND ts >= first_exposure) AS impressions,
+           count(*) FILTER (WHERE type = 'play' AND ts < first_exposure) AS pre_plays
+    FROM ev GROUP BY user_id, k
+), grid AS (  -- each user at each look from their first exposure's on
+    SELECT x.user_id, CASE WHEN c.k >= x.k_variant THEN x.variant END AS variant, x.first_exposure, c.k
+    FROM exposed x JOIN look_cutoffs c ON c.k >= x.k0
+)
+SELECT g.k, g.user_id, g.variant, g.first_exposure,
+       CAST(sum(coalesce(v.variants, 0)) OVER w AS BIGINT) AS variants,
+       CAST(sum(coalesce(e.exposures, 0)) OVER w AS BIGINT) AS exposures,
+       CAST(sum(coalesce(n.impressions, 0)) OVER w AS BIGINT) AS impressions,
+       CAST(sum(coalesce(p.plays, 0)) OVER w AS BIGINT) AS plays,
+       sum(coalesce(h.watch_s, 0.0)) OVER w / 60.0 AS watch_minutes,
+       CAST(sum(coalesce(n.pre_plays, 0)) OVER w AS BIGINT) AS pre_plays,
+       sum(coalesce(h.pre_watch_s, 0.0)) OVER w / 60.0 AS pre_watch_minutes
+FROM grid g
+LEFT JOIN variant_inc v ON v.user_id = g.user_id AND v.k = g.k
+LEFT JOIN exposure_inc e ON e.user_id = g.user_id AND e.k = g.k
+LEFT JOIN count_inc n ON n.user_id = g.user_id AND n.k = g.k
+LEFT JOIN play_inc p ON p.user_id = g.user_id AND p.k = g.k
+LEFT JOIN watch_inc h ON h.user_id = g.user_id AND h.k = g.k
+WINDOW w AS (PARTITION BY g.user_id ORDER BY g.k ROWS UNBOUNDED PRECEDING)
+ORDER BY g.k, g.user_id
+"""
+
 
 class OutcomeQuery:
     """One DuckDB connection over one log, for computing the per-user table at many cutoffs (one per day)."""
@@ -130,6 +216,25 @@ class OutcomeQuery:
         params = {"name": experiment, "at": naive_utc(cutoff), "window": attribution_window, "pre": pre_period}
         table = self.con.sql(_SQL, params=params).to_arrow_table()
         return table.cast(OUTCOME_SCHEMA)
+
+    def at_looks(self, experiment: str, cutoffs: list[datetime], attribution_window: timedelta = timedelta(hours=24),
+                 pre_period: timedelta = timedelta(days=14)) -> list[pa.Table]:
+        """`[self.at(experiment, c, ...) for c in cutoffs]` from one pass over the log (linear in the looks)."""
+        order = sorted({naive_utc(c) for c in cutoffs})
+        if not order:
+            return []
+        self.con.register("look_cutoffs", pa.table({"k": pa.array(range(len(order)), pa.int64()),
+                                                    "cutoff": pa.array(order, pa.timestamp("us"))}))
+        try:
+            params = {"name": experiment, "window": attribution_window, "pre": pre_period}
+            table = self.con.sql(_LOOKS_SQL, params=params).to_arrow_table()
+        finally:
+            self.con.unregister("look_cutoffs")
+        ends = np.searchsorted(table["k"].to_numpy(), np.arange(len(order) + 1))
+        per_look = [table.slice(lo, hi - lo).drop_columns(["k"]).cast(OUTCOME_SCHEMA)
+                    for lo, hi in zip(ends[:-1], ends[1:])]
+        index = {c: k for k, c in enumerate(order)}
+        return [per_look[index[naive_utc(c)]] for c in cutoffs]
 
     def close(self) -> None:
         self.con.close()
