@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,3 +87,13 @@ def tmpfs(folder: Path, mib: int) -> Iterator[bool]:
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def wait_until(check, timeout_s: float = 10.0, what: str = "") -> float:
+    """Seconds until `check()` is true (polled every 10 ms); AssertionError naming `what` after `timeout_s`."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        if check():
+            return time.monotonic() - began
+        time.sleep(0.01)
+    raise AssertionError(f"not within {timeout_s} s: {what}")

@@ -18,7 +18,7 @@ from streamrec.errors import BackendError, Unavailable
 from streamrec.events.bus import open_event_bus
 from streamrec.events.bus.outbox import Outbox
 from streamrec.settings import RedisEventBusConfig
-from tests.helpers import tmpfs
+from tests.helpers import tmpfs, wait_until
 
 T0 = datetime(2026, 3, 1, 12, 0)
 
@@ -40,13 +40,6 @@ def on_stream(bus) -> list[str]:
     return [decode_event(f[b"e"])["event_id"] for _, f in bus.client.xrange(bus.config.stream)]
 
 
-def wait_until(check, timeout_s: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.02)
-
-
 def test_batches_accepted_while_redis_is_down_are_held_on_disk_and_published_once_in_order_when_it_is_back(
         own_redis, tmp_path):
     bus = bus_on(own_redis.url)
@@ -59,7 +52,7 @@ def test_batches_accepted_while_redis_is_down_are_held_on_disk_and_published_onc
     assert outbox.publish([ev(3)]) is False  # straight to disk: no wait on the dead server per request
     assert outbox.held() == 2 and "event bus unavailable: 2 batch(es)" in outbox.problem()
     own_redis.start()
-    wait_until(lambda: outbox.problem() is None, what="the held batches published")
+    wait_until(lambda: outbox.problem() is None, 20, what="the held batches published")
     assert on_stream(bus) == ["e0", "e1", "e2", "e3"]
     assert outbox.publish([ev(4)]) is True and on_stream(bus)[-1] == "e4"
     outbox.close()
@@ -79,7 +72,7 @@ def test_batches_held_by_a_process_that_stopped_are_published_by_the_next_and_a_
     published: list[int] = []
     second = Outbox(bus, folder, maxlen=10_000, retry_s=0.05)  # starts publishing what it finds
     second.on_published = published.append
-    wait_until(lambda: second.held() == 0, what="the leftovers published")
+    wait_until(lambda: second.held() == 0, 20, what="the leftovers published")
     assert on_stream(bus) == ["e1", "e2"] and published == [1, 1]
     assert [p.name.endswith(".jsonl.bad") for p in folder.iterdir() if not p.name.startswith(".")] == [True]
     second.close()

@@ -23,7 +23,7 @@ from streamrec.serving import build_state, create_app
 from streamrec.settings import DuckDBEventStoreConfig, load_settings
 from streamrec.storage.events.duckdb import DuckDBEventStore
 from streamrec.storage.online import open_online_store
-from tests.helpers import served_world
+from tests.helpers import served_world, wait_until
 from tests.redis_helpers import free_port
 
 KEY = "realtime-key-1234"
@@ -80,15 +80,6 @@ def test_the_worker_verb_refuses_the_in_process_bus_and_says_how(world):
     run = subprocess.run([sys.executable, "-m", "streamrec", "--data-dir", str(world["root"]), "worker",
                           "--seconds", "1"], capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "event_bus.type" in run.stdout + run.stderr
-
-
-def wait_until(check, timeout_s: float = 10.0, what: str = "") -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < timeout_s:
-        if check():
-            return time.monotonic() - began
-        time.sleep(0.01)
-    raise AssertionError(f"not within {timeout_s} s: {what}")
 
 
 def test_redis_path_an_event_reaches_the_next_list_through_the_stream_and_a_worker(world, redis_url):

@@ -72,13 +72,9 @@ class Calibration:
     max_lambda: np.ndarray  # sorted, one per simulation
     looks: int  # looks simulated (planned, or more when the experiment ran past its plan)
 
-    def pvalue(self, observed_max: float) -> float:
-        """P_H0(max Λ ≥ observed), with the +1 correction that keeps a Monte Carlo p-value valid."""
-        above = len(self.max_lambda) - np.searchsorted(self.max_lambda, observed_max, side="left")
-        return float((above + 1) / (len(self.max_lambda) + 1))
-
     def running_pvalues(self, lam: np.ndarray) -> np.ndarray:
-        """p_k = P_H0(max Λ ≥ max_{j≤k} Λ_j) for the Λ of every look so far (monotone non-increasing)."""
+        """p_k = P_H0(max Λ ≥ max_{j≤k} Λ_j) for the Λ of every look so far (monotone non-increasing), with the +1
+        correction that keeps a Monte Carlo p-value valid."""
         running = np.maximum.accumulate(np.atleast_1d(np.asarray(lam, dtype=np.float64)))
         above = len(self.max_lambda) - np.searchsorted(self.max_lambda, running, side="left")
         out = np.where(running > 1.0, (above + 1) / (len(self.max_lambda) + 1), 1.0)

@@ -17,7 +17,7 @@ from streamrec.registry.versions import (
 )
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "AliasChange", "LoggedRun", "Registry", "VersionInfo", "alias_of", "code_version", "model_folder",
-    "open_registry",
+    "CHALLENGER", "CHAMPION", "AliasChange", "LoggedRun", "Registry", "VersionInfo", "alias_of", "code_version",
+    "model_folder", "open_registry",
     "snapshot_of_batches", "snapshot_of_interactions",
 ]

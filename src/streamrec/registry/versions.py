@@ -319,7 +319,8 @@ def open_registry(settings: Settings) -> Registry:
     return Registry(settings.registry, settings.data_dir)
 
 
-__all__ = ["CHALLENGER", "CHAMPION", "AliasChange", "Endpoints", "Registry", "VersionInfo", "alias_of", "open_registry"]
+__all__ = ["CHALLENGER", "CHAMPION", "AliasChange", "Endpoints", "Registry", "VersionInfo", "alias_of",
+           "open_registry"]
 
 
 def alias_of(ref: str) -> str | None:
